@@ -1,0 +1,60 @@
+"""Keyturn rotation functions for AWS Secrets Manager.
+
+The path from an event to the database: :mod:`.handlers` (Lambda entry points) ->
+:class:`RotationEngine` (the four-step protocol) -> a strategy (:class:`SingleUserStrategy`) -> a
+database adapter (``adapters.postgres``, ``adapters.mysql``; imported on demand so a function
+carries only its own driver).
+"""
+
+from __future__ import annotations
+
+from .engine import RotationEngine
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    EventError,
+    NetworkError,
+    PrivilegeError,
+    ProtocolError,
+    RotationError,
+    SecretFormatError,
+    SecretsManagerError,
+    StageError,
+    TlsError,
+)
+from .event import RotationEvent, Step
+from .secret import DatabaseSecret, EngineFamily, TlsMode
+from .secrets_store import SecretsStore
+from .settings import ConnectSettings, PasswordPolicy
+from .stages import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata
+from .strategies import SingleUserStrategy, StepContext, Strategy
+
+__all__ = [
+    "AWSCURRENT",
+    "AWSPENDING",
+    "AWSPREVIOUS",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConnectSettings",
+    "DatabaseSecret",
+    "EngineFamily",
+    "EventError",
+    "NetworkError",
+    "PasswordPolicy",
+    "PrivilegeError",
+    "ProtocolError",
+    "RotationEngine",
+    "RotationError",
+    "RotationEvent",
+    "SecretFormatError",
+    "SecretMetadata",
+    "SecretsManagerError",
+    "SecretsStore",
+    "SingleUserStrategy",
+    "StageError",
+    "Step",
+    "StepContext",
+    "Strategy",
+    "TlsError",
+    "TlsMode",
+]

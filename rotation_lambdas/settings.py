@@ -1,0 +1,156 @@
+"""Function settings, resolved from environment variables with documented defaults.
+
+Every knob is an environment variable named here as a constant, so the template, the docs and the
+tests refer to one name. Invalid values raise :class:`ConfigurationError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigurationError
+from .secret import TlsMode
+
+ENV_PASSWORD_LENGTH = "KEYTURN_PASSWORD_LENGTH"
+ENV_EXCLUDE_CHARACTERS = "KEYTURN_EXCLUDE_CHARACTERS"
+ENV_EXCLUDE_NUMBERS = "KEYTURN_EXCLUDE_NUMBERS"
+ENV_EXCLUDE_PUNCTUATION = "KEYTURN_EXCLUDE_PUNCTUATION"
+ENV_EXCLUDE_UPPERCASE = "KEYTURN_EXCLUDE_UPPERCASE"
+ENV_EXCLUDE_LOWERCASE = "KEYTURN_EXCLUDE_LOWERCASE"
+ENV_INCLUDE_SPACE = "KEYTURN_INCLUDE_SPACE"
+ENV_REQUIRE_EACH_INCLUDED_TYPE = "KEYTURN_REQUIRE_EACH_INCLUDED_TYPE"
+ENV_TLS_MODE = "KEYTURN_TLS_MODE"
+ENV_TLS_CA_BUNDLE = "KEYTURN_TLS_CA_BUNDLE"
+ENV_CONNECT_TIMEOUT = "KEYTURN_CONNECT_TIMEOUT"
+
+DEFAULT_PASSWORD_LENGTH = 32
+# Characters that break connection URLs (@ / : ? # % & + =), .pgpass (: \), shell and SQL quoting
+# (' " ` $ ;) or JDBC property strings (, ; { }). What remains still gives about 190 bits at 32
+# characters.
+DEFAULT_EXCLUDE_CHARACTERS = "\"'`\\/@:;?#%&+=$!*()[]{}<>|^~,"
+DEFAULT_TLS_MODE = TlsMode.VERIFY_FULL
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
+_MIN_PASSWORD_LENGTH, _MAX_PASSWORD_LENGTH = 8, 4096
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    """The GetRandomPassword options used for new passwords."""
+
+    length: int = DEFAULT_PASSWORD_LENGTH
+    exclude_characters: str = DEFAULT_EXCLUDE_CHARACTERS
+    exclude_numbers: bool = False
+    exclude_punctuation: bool = False
+    exclude_uppercase: bool = False
+    exclude_lowercase: bool = False
+    include_space: bool = False
+    require_each_included_type: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> PasswordPolicy:
+        """Read the policy from ``env`` (default: ``os.environ``)."""
+        env = os.environ if env is None else env
+        length = _int(env, ENV_PASSWORD_LENGTH, DEFAULT_PASSWORD_LENGTH)
+        if not _MIN_PASSWORD_LENGTH <= length <= _MAX_PASSWORD_LENGTH:
+            raise ConfigurationError(
+                f"{ENV_PASSWORD_LENGTH} must be from {_MIN_PASSWORD_LENGTH} "
+                f"to {_MAX_PASSWORD_LENGTH}"
+            )
+        policy = cls(
+            length=length,
+            exclude_characters=env.get(ENV_EXCLUDE_CHARACTERS, DEFAULT_EXCLUDE_CHARACTERS),
+            exclude_numbers=_bool(env, ENV_EXCLUDE_NUMBERS, False),
+            exclude_punctuation=_bool(env, ENV_EXCLUDE_PUNCTUATION, False),
+            exclude_uppercase=_bool(env, ENV_EXCLUDE_UPPERCASE, False),
+            exclude_lowercase=_bool(env, ENV_EXCLUDE_LOWERCASE, False),
+            include_space=_bool(env, ENV_INCLUDE_SPACE, False),
+            require_each_included_type=_bool(env, ENV_REQUIRE_EACH_INCLUDED_TYPE, True),
+        )
+        if all(
+            (
+                policy.exclude_numbers,
+                policy.exclude_punctuation,
+                policy.exclude_uppercase,
+                policy.exclude_lowercase,
+            )
+        ):
+            raise ConfigurationError("the password policy excludes every character type")
+        return policy
+
+    def request(self) -> dict[str, Any]:
+        """Keyword arguments for ``GetRandomPassword``."""
+        return {
+            "PasswordLength": self.length,
+            "ExcludeCharacters": self.exclude_characters,
+            "ExcludeNumbers": self.exclude_numbers,
+            "ExcludePunctuation": self.exclude_punctuation,
+            "ExcludeUppercase": self.exclude_uppercase,
+            "ExcludeLowercase": self.exclude_lowercase,
+            "IncludeSpace": self.include_space,
+            "RequireEachIncludedType": self.require_each_included_type,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectSettings:
+    """How the function connects to databases: TLS default, CA bundle, timeout."""
+
+    default_tls_mode: TlsMode = DEFAULT_TLS_MODE
+    ca_bundle: str | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectSettings:
+        """Read the settings from ``env`` (default: ``os.environ``)."""
+        env = os.environ if env is None else env
+        raw_mode = env.get(ENV_TLS_MODE, DEFAULT_TLS_MODE.value).strip().lower()
+        try:
+            mode = TlsMode(raw_mode)
+        except ValueError:
+            allowed = ", ".join(m.value for m in TlsMode)
+            raise ConfigurationError(f"{ENV_TLS_MODE} must be one of {allowed}") from None
+        ca_bundle = env.get(ENV_TLS_CA_BUNDLE) or None
+        if ca_bundle is not None and not os.path.isfile(ca_bundle):
+            raise ConfigurationError(f"{ENV_TLS_CA_BUNDLE} names a file that does not exist")
+        timeout = _float(env, ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT)
+        if not 0.5 <= timeout <= 60:
+            raise ConfigurationError(f"{ENV_CONNECT_TIMEOUT} must be from 0.5 to 60 seconds")
+        return cls(default_tls_mode=mode, ca_bundle=ca_bundle, connect_timeout=timeout)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer") from None
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a number") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{name} must be true or false")

@@ -1,0 +1,81 @@
+"""What a rotation strategy plugs into the engine."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic
+
+from aws_lambda_powertools import Logger
+
+from ..adapters.base import ConnT, DatabaseAdapter
+from ..errors import AuthenticationError, ConfigurationError
+from ..secret import DatabaseSecret
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """What a strategy may use during a step besides the two secrets."""
+
+    logger: Logger
+    load_stage: Callable[[str], DatabaseSecret | None]
+    """Load and validate the secret at a version stage (e.g. AWSPREVIOUS), or None if absent."""
+
+
+class Strategy(abc.ABC, Generic[ConnT]):
+    """One way of rotating: the engine owns the protocol, the strategy the database work."""
+
+    name: str
+
+    def __init__(self, adapter: DatabaseAdapter[ConnT]) -> None:
+        self.adapter = adapter
+
+    @abc.abstractmethod
+    def pending_secret(self, current: DatabaseSecret, new_password: str) -> DatabaseSecret:
+        """The AWSPENDING value createSecret stores."""
+
+    def check_pair(self, current: DatabaseSecret, pending: DatabaseSecret) -> None:
+        """Refuse a pending value that names another server or user than the current one."""
+        differing = [
+            key
+            for key, a, b in (
+                ("engine", current.family, pending.family),
+                ("host", current.host, pending.host),
+                ("port", current.port, pending.port),
+                ("username", current.username, pending.username),
+            )
+            if a != b
+        ]
+        if differing:
+            keys = ", ".join(f"'{k}'" for k in differing)
+            raise ConfigurationError(
+                f"the AWSPENDING and AWSCURRENT versions differ in {keys}; refusing to touch the "
+                "database",
+                hint="cancel this rotation (remove AWSPENDING) and fix the secret",
+            )
+
+    @abc.abstractmethod
+    def set_secret(
+        self, ctx: StepContext, current: DatabaseSecret, pending: DatabaseSecret
+    ) -> None:
+        """Make the database accept the pending credentials. Must be idempotent."""
+
+    def test_secret(self, ctx: StepContext, pending: DatabaseSecret) -> None:
+        """Log in with the pending credentials and run the probe query."""
+        try:
+            conn = self.adapter.open(pending)
+        except AuthenticationError as exc:
+            raise AuthenticationError(
+                f"the AWSPENDING credentials for user '{pending.username}' do not log in to "
+                f"{pending.endpoint}",
+                hint="setSecret did not take effect; re-run the rotation",
+            ) from exc
+        try:
+            self.adapter.probe(conn)
+        finally:
+            self.adapter.close(conn)
+
+    def describe(self) -> dict[str, Any]:
+        """Names for logs and metrics."""
+        return {"strategy": self.name, "engine_family": self.adapter.family.value}
