@@ -13,7 +13,7 @@ import re
 import ssl
 from dataclasses import dataclass, field
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 import pymysql
 from pymysql.connections import Connection
@@ -29,7 +29,7 @@ from ..errors import (
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from .base import DatabaseAdapter, driver_message, redacted_cause
 
-MyConnection = Connection[Any]
+MyConnection: TypeAlias = "Connection[Any]"
 
 ER_ACCESS_DENIED = 1045
 ER_DBACCESS_DENIED = 1044
@@ -142,7 +142,7 @@ def classify_error(
     return RotationError(f"{where}: {type(exc).__name__} ({detail})")
 
 
-class MySQLAdapter(DatabaseAdapter[MyConnection]):
+class MySQLAdapter(DatabaseAdapter["Connection[Any]"]):
     """Database adapter for MySQL, MariaDB and Aurora MySQL."""
 
     family = EngineFamily.MYSQL

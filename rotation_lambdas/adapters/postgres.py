@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 import psycopg
 from psycopg import sql
@@ -24,7 +24,7 @@ from ..errors import (
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from .base import DatabaseAdapter, driver_message, redacted_cause
 
-PgConnection = psycopg.Connection[Any]
+PgConnection: TypeAlias = "psycopg.Connection[Any]"
 
 _AUTH_SQLSTATES = ("28P01", "28000")
 _PRIVILEGE_SQLSTATES = ("42501",)
@@ -78,7 +78,7 @@ def classify_error(
     return RotationError(f"{where}: {type(exc).__name__} ({detail})")
 
 
-class PostgresAdapter(DatabaseAdapter[PgConnection]):
+class PostgresAdapter(DatabaseAdapter["psycopg.Connection[Any]"]):
     """Database adapter for the PostgreSQL family."""
 
     family = EngineFamily.POSTGRESQL

@@ -1,0 +1,64 @@
+"""Administration on the local servers: application users for the demo and the tests."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import pymysql
+from psycopg import sql
+
+from .servers import MariaDBServer, PostgresServer
+
+
+@contextmanager
+def admin_postgres(server: PostgresServer) -> Iterator[psycopg.Connection[Any]]:
+    """A superuser connection to ``server`` (TLS verified when the server has TLS)."""
+    tls: dict[str, str] = {"sslmode": "disable"}
+    if server.tls_files is not None:
+        tls = {"sslmode": "verify-full", "sslrootcert": str(server.tls_files.ca_cert)}
+    conn = psycopg.connect(
+        host=server.admin.host, port=server.port, user=server.admin.user,
+        password=server.admin.password, dbname="postgres", autocommit=True, **tls,
+    )
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
+def admin_mariadb(server: MariaDBServer) -> Iterator[pymysql.connections.Connection[Any]]:
+    """A root connection to ``server`` (TLS verified when the server has TLS)."""
+    kwargs: dict[str, Any] = {"ssl_disabled": True}
+    if server.tls_files is not None:
+        kwargs = {"ssl": ssl.create_default_context(cafile=str(server.tls_files.ca_cert))}
+    conn = pymysql.connect(
+        host=server.admin.host, port=server.port, user=server.admin.user,
+        password=server.admin.password, autocommit=True, **kwargs,
+    )
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def create_app_user(
+    server: PostgresServer | MariaDBServer, engine: str, username: str, password: str
+) -> None:
+    """Create (or reset) a login user with ``password`` on ``server``."""
+    if isinstance(server, PostgresServer):
+        with admin_postgres(server) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(username)))
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(username), sql.Literal(password)
+                )
+            )
+        return
+    with admin_mariadb(server) as conn, conn.cursor() as cur:
+        cur.execute("DROP USER IF EXISTS %s@'%%'", (username,))
+        cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (username, password))
