@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import secrets
@@ -29,6 +30,8 @@ from typing import Self
 from .certs import TlsFiles, make_server_pki
 
 HOST = "127.0.0.1"
+# moto's RotateSecret invokes the recorded function; its stub Lambda backend answers without Docker.
+MOTO_CONFIG: dict[str, object] = {"lambda": {"use_docker": False}}
 _START_TIMEOUT = 30.0
 
 
@@ -314,16 +317,25 @@ class MotoServer(_Server):
         while time.monotonic() < deadline and self._process.poll() is None:
             try:
                 with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):  # noqa: S310
-                    return
+                    break
             except OSError:
                 time.sleep(0.1)
-        raise ServerError(f"moto_server did not start:\n{_tail(self.log_path)}")
+        else:
+            raise ServerError(f"moto_server did not start:\n{_tail(self.log_path)}")
+        self._post("/moto-api/config", MOTO_CONFIG)
 
-    def reset(self) -> None:
-        """Forget every resource (``POST /moto-api/reset``)."""
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+    def _post(self, path: str, body: dict[str, object] | None = None) -> None:
+        request = urllib.request.Request(
+            f"{self.endpoint}{path}", method="POST", data=json.dumps(body or {}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - loopback only
             pass
+
+    def reset(self) -> None:
+        """Forget every resource (``POST /moto-api/reset``), keeping the configuration."""
+        self._post("/moto-api/reset")
+        self._post("/moto-api/config", MOTO_CONFIG)
 
     def _stop(self) -> None:
         process = getattr(self, "_process", None)

@@ -5,6 +5,10 @@ with the service's event shape, and on failure re-drives the whole rotation with
 It enforces the service's rule that moto does not: no new rotation while another one's AWSPENDING
 version is not yet AWSCURRENT (pass ``resume=True`` to re-drive that one instead).
 
+After a successful rotation it removes AWSPENDING from the new AWSCURRENT version. AWS counts
+both "AWSPENDING on AWSCURRENT" and "no AWSPENDING" as a finished rotation, but moto refuses the
+next ``RotateSecret`` in the first state, so the driver leaves the second.
+
 Meant for moto (in-process or server). Against a real account ``RotateSecret`` would itself invoke
 the deployed function.
 """
@@ -111,6 +115,7 @@ def rotate(
     report = RotationReport(secret_id=secret_id, token=token, before=before)
     for attempt in range(1, max_attempts + 1):
         if _drive_once(handler, secret_id, token, attempt, report, on_step):
+            clear_pending_label(client, secret_id, token)
             report.after = _versions(client, secret_id)
             return report
     report.after = _versions(client, secret_id)
@@ -140,6 +145,15 @@ def _drive_once(
         if error is not None:
             return False
     return True
+
+
+def clear_pending_label(client: SecretsManagerClient, secret_id: str, token: str) -> None:
+    """Remove AWSPENDING from ``token``'s version once it is AWSCURRENT (a finished rotation)."""
+    stages = _versions(client, secret_id).get(token, [])
+    if AWSPENDING in stages and AWSCURRENT in stages:
+        client.update_secret_version_stage(
+            SecretId=secret_id, VersionStage=AWSPENDING, RemoveFromVersionId=token
+        )
 
 
 def _pending_not_current(metadata: SecretMetadata) -> str | None:

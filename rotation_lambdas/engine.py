@@ -49,6 +49,10 @@ class RotationEngine:
             Step.FINISH: self.finish_secret,
         }
 
+    def __call__(self, event: object, context: object = None) -> None:
+        """The Lambda handler signature: ``engine(event, context)``."""
+        self.run(event)
+
     def run(self, raw_event: object) -> None:
         """Validate the event, apply the stage guard and run its step."""
         started = time.monotonic()

@@ -1,0 +1,32 @@
+"""Fixtures shared by every tier.
+
+- ``aws_env``: fake credentials and a region; no endpoint override, so in-process moto intercepts.
+- ``leak_watch``: every test registers the secret values it creates; at teardown, nothing the
+  test wrote to stdout/stderr (log lines included) may contain one of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.leaks import LeakWatch
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+
+
+@pytest.fixture(autouse=True)
+def leak_watch(capfd: pytest.CaptureFixture[str]) -> Iterator[LeakWatch]:
+    watch = LeakWatch()
+    yield watch
+    out, err = capfd.readouterr()
+    watch.assert_absent(out + err, where="the test's output and log lines")

@@ -1,0 +1,148 @@
+"""Each step's Secrets Manager effects, and re-running each step, against in-process moto."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rotation_lambdas import AuthenticationError, ConfigurationError, DatabaseSecret, StageError
+from rotation_lambdas.driver import clear_pending_label
+from rotation_lambdas.settings import DEFAULT_EXCLUDE_CHARACTERS
+
+from .conftest import APP_SECRET, TOKENS, World
+
+T = TOKENS[0]
+ROTATION_TOKEN = "5b0a3c1e-7d0f-4c55-9a57-0c6a2c1f2e3d"
+
+
+def test_create_secret_stores_a_new_password_and_keeps_other_keys(world: World) -> None:
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    pending = world.value("AWSPENDING", T)
+    assert pending["password"] != APP_SECRET["password"]
+    assert len(pending["password"]) == 32
+    assert not set(pending["password"]) & set(DEFAULT_EXCLUDE_CHARACTERS)
+    assert {k: v for k, v in pending.items() if k != "password"} == {
+        k: v for k, v in APP_SECRET.items() if k != "password"
+    }
+    assert world.versions()[T] == ["AWSPENDING"]
+
+
+def test_create_secret_twice_is_a_no_op(world: World) -> None:
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    first = world.value("AWSPENDING", T)
+    world.run("createSecret", T)
+    assert world.value("AWSPENDING", T) == first
+    assert world.client.count("put_secret_value") == 1
+    assert world.client.count("get_random_password") == 1
+
+
+def test_create_secret_passes_the_rotation_token(world: World) -> None:
+    world.start_rotation(T)
+    world.run("createSecret", T, RotationToken=ROTATION_TOKEN)
+    (put,) = [kw for name, kw in world.client.calls if name == "put_secret_value"]
+    assert put["RotationToken"] == ROTATION_TOKEN
+    assert put["ClientRequestToken"] == T
+    assert put["VersionStages"] == ["AWSPENDING"]
+
+
+def test_set_secret_changes_the_password_once(world: World) -> None:
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    world.run("setSecret", T)
+    pending = DatabaseSecret.from_mapping(world.value("AWSPENDING", T))
+    assert world.db.password_of(pending) == pending.password
+    world.run("setSecret", T)
+    assert world.db.changes == 1
+
+
+def test_set_secret_falls_back_to_the_previous_password(world: World) -> None:
+    # A rotation whose finishSecret ran while the database still has AWSPREVIOUS's password.
+    world.start_rotation(TOKENS[1])
+    world.run("createSecret", TOKENS[1])
+    world.run("finishSecret", TOKENS[1])  # AWSCURRENT now holds a password the db never got
+    clear_pending_label(world.client, world.arn, TOKENS[1])  # type: ignore[arg-type]
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    world.run("setSecret", T)
+    pending = DatabaseSecret.from_mapping(world.value("AWSPENDING", T))
+    assert world.db.password_of(pending) == pending.password
+
+
+def test_set_secret_when_nothing_logs_in(world: World) -> None:
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    key = next(iter(world.db.passwords))
+    world.db.passwords[key] = "changed-by-hand-0000"
+    before = world.snapshot()
+    with pytest.raises(AuthenticationError, match="neither the AWSPENDING, AWSCURRENT nor") as info:
+        world.run("setSecret", T)
+    assert info.value.step == "setSecret"
+    assert world.snapshot() == before
+    world.leaks.assert_exception_clean(info.value)
+
+
+@pytest.mark.parametrize(("key", "value"), [("host", "other.host"), ("username", "root"), ("port", 5433), ("engine", "mysql")])
+def test_set_secret_refuses_a_pending_for_another_target(world: World, key: str, value: object) -> None:
+    world.start_rotation(T)
+    world.client.put_secret_value(
+        SecretId=world.arn, ClientRequestToken=T,
+        SecretString=json.dumps({**APP_SECRET, key: value, "password": "pending-Password-0002"}),
+        VersionStages=["AWSPENDING"],
+    )
+    world.leaks.add("pending-Password-0002")
+    before = world.snapshot()
+    logins = world.db.logins
+    expected = ConfigurationError
+    with pytest.raises(expected) as info:
+        world.run("setSecret", T)
+    assert world.snapshot() == before
+    assert world.db.logins == logins  # the database was not even contacted
+    world.leaks.assert_exception_clean(info.value)
+
+
+def test_test_secret(world: World) -> None:
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    with pytest.raises(AuthenticationError, match="AWSPENDING credentials"):
+        world.run("testSecret", T)
+    world.run("setSecret", T)
+    world.run("testSecret", T)
+    world.run("testSecret", T)
+
+
+def test_finish_secret_moves_current_once(world: World) -> None:
+    old = next(v for v, s in world.versions().items() if "AWSCURRENT" in s)
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    world.run("setSecret", T)
+    world.run("testSecret", T)
+    world.run("finishSecret", T)
+    versions = world.versions()
+    assert "AWSCURRENT" in versions[T]
+    assert versions[old] == ["AWSPREVIOUS"]
+    world.run("finishSecret", T)
+    assert world.client.count("update_secret_version_stage") == 1
+    assert world.versions() == versions
+
+
+@pytest.mark.parametrize("step", ["createSecret", "setSecret", "testSecret", "finishSecret"])
+def test_every_step_is_a_no_op_once_the_version_is_current(world: World, step: str) -> None:
+    world.start_rotation(T)
+    for s in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        world.run(s, T)
+    before = world.snapshot()
+    calls = len(world.client.calls)
+    world.run(step, T)
+    # Only DescribeSecret: the guard returns before any other call.
+    assert [name for name, _ in world.client.calls[calls:]] == ["describe_secret"]
+    assert world.snapshot() == before
+
+
+def test_steps_refuse_a_token_whose_version_has_no_pending_value(world: World) -> None:
+    world.start_rotation(T)
+    for step in ("setSecret", "testSecret"):
+        with pytest.raises(StageError, match="has no AWSPENDING value"):
+            world.run(step, T)

@@ -1,0 +1,65 @@
+"""An in-memory database adapter for the functional tier: passwords per user, calls counted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rotation_lambdas import AuthenticationError, DatabaseSecret, EngineFamily, NetworkError
+from rotation_lambdas.adapters import DatabaseAdapter
+from rotation_lambdas.settings import ConnectSettings
+
+Key = tuple[str, int, str]
+
+
+@dataclass
+class FakeConnection:
+    key: Key
+    closed: bool = False
+
+
+@dataclass
+class FakeDatabase:
+    """Users' passwords by (host, port, username)."""
+
+    passwords: dict[Key, str] = field(default_factory=dict)
+    unreachable: bool = False
+    changes: int = 0
+    logins: int = 0
+    fail_after_change: int = 0  # raise this many times right after a change took effect
+
+    def add(self, secret: DatabaseSecret) -> None:
+        self.passwords[(secret.host, secret.port, secret.username)] = secret.password
+
+    def password_of(self, secret: DatabaseSecret) -> str | None:
+        return self.passwords.get((secret.host, secret.port, secret.username))
+
+
+class FakeAdapter(DatabaseAdapter[FakeConnection]):
+    def __init__(self, db: FakeDatabase, family: EngineFamily = EngineFamily.POSTGRESQL) -> None:
+        super().__init__(ConnectSettings())
+        self.db = db
+        self.family = family
+
+    def open(self, secret: DatabaseSecret) -> FakeConnection:
+        if self.db.unreachable:
+            raise NetworkError(f"fake database at {secret.endpoint} is unreachable")
+        key = (secret.host, secret.port, secret.username)
+        self.db.logins += 1
+        if self.db.passwords.get(key) != secret.password:
+            raise AuthenticationError(f"fake database refused user '{secret.username}'")
+        return FakeConnection(key)
+
+    def close(self, conn: FakeConnection) -> None:
+        conn.closed = True
+
+    def change_own_password(
+        self, conn: FakeConnection, login: DatabaseSecret, new_password: str
+    ) -> None:
+        self.db.passwords[conn.key] = new_password
+        self.db.changes += 1
+        if self.db.fail_after_change > 0:
+            self.db.fail_after_change -= 1
+            raise NetworkError("fake connection lost after the password change")
+
+    def probe(self, conn: FakeConnection) -> None:
+        assert not conn.closed
