@@ -91,8 +91,15 @@ class _Server:
 
     name = "server"
 
-    def __init__(self, *, tls: bool = True, statement_log: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        tls: bool = True,
+        statement_log: bool = False,
+        tls_hosts: tuple[str, ...] = (HOST, "localhost"),
+    ) -> None:
         self.tls = tls
+        self.tls_hosts = tls_hosts
         self.statement_log = statement_log
         self.port = free_port()
         self.base = _base_dir(f"keyturn-{self.name}-")
@@ -103,7 +110,7 @@ class _Server:
     def __enter__(self) -> Self:
         try:
             if self.tls:
-                self.tls_files = make_server_pki(self.base / "tls")
+                self.tls_files = make_server_pki(self.base / "tls", self.tls_hosts)
             self._start()
             self._running = True
         except BaseException:
@@ -249,18 +256,15 @@ class MariaDBServer(_Server):
         self._secure_root()
 
     def _wait_ready(self) -> None:
-        import pymysql
-
         deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                conn = pymysql.connect(unix_socket=str(self.socket), user="root", password="")
-            except pymysql.MySQLError:
-                time.sleep(0.1)
-                continue
-            conn.close()
+        while time.monotonic() < deadline and self._process.poll() is None:
+            # A raw probe first: PyMySQL leaks its socket when a connect fails.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(str(self.socket))
+                except OSError:
+                    time.sleep(0.1)
+                    continue
             return
         raise ServerError(f"MariaDB did not start:\n{_tail(self.log_path)}")
 

@@ -14,12 +14,17 @@ from psycopg import sql
 from .servers import MariaDBServer, PostgresServer
 
 
+def _verify_mode(server: PostgresServer | MariaDBServer) -> str:
+    """verify-full, unless the server's certificate deliberately names another host."""
+    return "verify-full" if server.admin.host in server.tls_hosts else "verify-ca"
+
+
 @contextmanager
 def admin_postgres(server: PostgresServer) -> Iterator[psycopg.Connection[Any]]:
     """A superuser connection to ``server`` (TLS verified when the server has TLS)."""
     tls: dict[str, str] = {"sslmode": "disable"}
     if server.tls_files is not None:
-        tls = {"sslmode": "verify-full", "sslrootcert": str(server.tls_files.ca_cert)}
+        tls = {"sslmode": _verify_mode(server), "sslrootcert": str(server.tls_files.ca_cert)}
     conn = psycopg.connect(
         host=server.admin.host, port=server.port, user=server.admin.user,
         password=server.admin.password, dbname="postgres", autocommit=True, **tls,
@@ -35,7 +40,9 @@ def admin_mariadb(server: MariaDBServer) -> Iterator[pymysql.connections.Connect
     """A root connection to ``server`` (TLS verified when the server has TLS)."""
     kwargs: dict[str, Any] = {"ssl_disabled": True}
     if server.tls_files is not None:
-        kwargs = {"ssl": ssl.create_default_context(cafile=str(server.tls_files.ca_cert))}
+        ctx = ssl.create_default_context(cafile=str(server.tls_files.ca_cert))
+        ctx.check_hostname = _verify_mode(server) == "verify-full"
+        kwargs = {"ssl": ctx}
     conn = pymysql.connect(
         host=server.admin.host, port=server.port, user=server.admin.user,
         password=server.admin.password, autocommit=True, **kwargs,

@@ -14,13 +14,12 @@ from aws_lambda_powertools import Logger
 
 from .errors import ConfigurationError, RotationError, StageError
 from .event import RotationEvent, Step
+from .log import get_logger
 from .secret import DatabaseSecret
 from .secrets_store import SecretsStore
 from .settings import PasswordPolicy
 from .stages import AWSCURRENT, AWSPENDING, Decision, SecretMetadata, check_token
 from .strategies.base import StepContext, Strategy
-
-DEFAULT_SERVICE = "keyturn-rotation"
 
 
 class RotationEngine:
@@ -41,7 +40,7 @@ class RotationEngine:
         self.strategy = strategy
         self.store = store
         self.policy = policy if policy is not None else PasswordPolicy.from_env()
-        self.logger = logger if logger is not None else Logger(service=DEFAULT_SERVICE)
+        self.logger = logger if logger is not None else get_logger()
         self._steps: Mapping[Step, Callable[[RotationEvent, SecretMetadata], None]] = {
             Step.CREATE: self.create_secret,
             Step.SET: self.set_secret,

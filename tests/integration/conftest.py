@@ -1,0 +1,146 @@
+"""Real PostgreSQL 15 and MariaDB 10.11 on loopback (TLS from a test CA, statements logged)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
+from keyturn_local.users import create_app_user
+from rotation_lambdas import DatabaseSecret, EngineFamily, RotationEngine
+from rotation_lambdas.adapters import DatabaseAdapter
+from rotation_lambdas.driver import RotationReport, register_stand_in_function, rotate
+from rotation_lambdas.handlers import build_engine, make_adapter
+from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
+from tests.support.leaks import LeakWatch
+from tests.support.strict_sm import StrictSecretsManager
+
+Server = PostgresServer | MariaDBServer
+ENGINES = ["postgres", "mariadb"]
+_user_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with PostgresServer(statement_log=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    with MariaDBServer(statement_log=True) as server:
+        yield server
+
+
+@dataclass
+class DbWorld:
+    """One engine's server, an application user, its secret in moto and a rotation engine."""
+
+    engine_name: str
+    server: Server
+    client: StrictSecretsManager
+    arn: str
+    function_arn: str
+    engine: RotationEngine
+    adapter: DatabaseAdapter[Any]
+    leaks: LeakWatch
+    initial: dict[str, Any]
+
+    @property
+    def ca_bundle(self) -> Path:
+        assert self.server.tls_files is not None
+        return self.server.tls_files.ca_cert
+
+    def rotate(self, **kwargs: Any) -> RotationReport:
+        report = rotate(self.client, self.arn, self.engine, lambda_arn=self.function_arn, **kwargs)  # type: ignore[arg-type]
+        self.watch_all_versions()
+        return report
+
+    def run(self, step: str, token: str) -> None:
+        self.engine({"Step": step, "SecretId": self.arn, "ClientRequestToken": token})
+
+    def start_rotation(self, token: str) -> None:
+        self.client.rotate_secret(
+            SecretId=self.arn, ClientRequestToken=token, RotationLambdaARN=self.function_arn,
+            RotationRules={"AutomaticallyAfterDays": 30},
+        )
+
+    def secret(self, stage: str, version_id: str | None = None) -> DatabaseSecret:
+        kwargs: dict[str, Any] = {"SecretId": self.arn, "VersionStage": stage}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        text = self.client.get_secret_value(**kwargs)["SecretString"]
+        self.leaks.add_secret_string(text)
+        return DatabaseSecret.parse(text, label=stage)
+
+    def watch_all_versions(self) -> None:
+        for version_id in self.client.describe_secret(SecretId=self.arn)["VersionIdsToStages"]:
+            try:
+                text = self.client.get_secret_value(SecretId=self.arn, VersionId=version_id)
+            except self.client.exceptions.ResourceNotFoundException:
+                continue
+            self.leaks.add_secret_string(text["SecretString"])
+
+    def logs_in(self, secret: DatabaseSecret) -> bool:
+        conn = self.adapter.try_connect(secret)
+        if conn is None:
+            return False
+        self.adapter.close(conn)
+        return True
+
+    def versions(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = self.client.describe_secret(SecretId=self.arn)["VersionIdsToStages"]
+        return out
+
+
+def family_of(engine_name: str) -> EngineFamily:
+    return EngineFamily.POSTGRESQL if engine_name == "postgres" else EngineFamily.MYSQL
+
+
+def new_app_user(
+    engine_name: str, server: Server, leaks: LeakWatch, username: str | None = None
+) -> dict[str, Any]:
+    """Create a fresh application user; return its rotation-format secret."""
+    username = username or f"app_{next(_user_numbers)}"
+    password = secrets.token_urlsafe(20)
+    leaks.add(password)
+    create_app_user(server, engine_name, username, password)
+    return {
+        "engine": engine_name, "host": server.admin.host, "port": server.port,
+        "username": username, "password": password,
+    }
+
+
+def make_world(
+    engine_name: str, server: Server, leaks: LeakWatch, *, username: str | None = None
+) -> DbWorld:
+    """Create a user and its secret; must run inside ``mock_aws``."""
+    assert server.tls_files is not None
+    initial = new_app_user(engine_name, server, leaks, username)
+    username = initial["username"]
+    client = StrictSecretsManager(boto3.client("secretsmanager"))
+    arn = client.create_secret(Name=f"db/{username}", SecretString=json.dumps(initial))["ARN"]
+    function_arn = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
+    family = family_of(engine_name)
+    env = {ENV_TLS_CA_BUNDLE: str(server.tls_files.ca_cert)}
+    engine = build_engine(family, client=client, env=env)  # type: ignore[arg-type]
+    adapter = make_adapter(family, ConnectSettings.from_env(env))
+    return DbWorld(engine_name, server, client, arn, function_arn, engine, adapter, leaks, initial)
+
+
+@pytest.fixture(params=ENGINES)
+def db(
+    request: pytest.FixtureRequest, leak_watch: LeakWatch
+) -> Iterator[DbWorld]:
+    server: Server = request.getfixturevalue(f"{request.param}_server")
+    with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+        yield make_world(request.param, server, leak_watch)
