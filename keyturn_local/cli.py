@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="rotate PostgreSQL and MariaDB passwords on this machine, end to end"
     )
     demo.add_argument(
-        "--engine", action="append", choices=["postgres", "mariadb"],
+        "--engine",
+        action="append",
+        choices=["postgres", "mariadb"],
         help="only this engine (repeatable; default: both)",
     )
     demo.add_argument(
@@ -107,10 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     rot.add_argument("secret_id")
     rot.add_argument("--function", required=True, choices=sorted(HANDLERS))
     rot.add_argument("--endpoint-url", help="Secrets Manager endpoint, e.g. a moto server")
-    rot.add_argument("--region", help=f"AWS region (default: $AWS_DEFAULT_REGION or {DEFAULT_REGION})")
+    rot.add_argument(
+        "--region", help=f"AWS region (default: $AWS_DEFAULT_REGION or {DEFAULT_REGION})"
+    )
     rot.add_argument("--lambda-arn", help="rotation function ARN to record on the secret")
     rot.add_argument(
-        "--register-stand-in", action="store_true",
+        "--register-stand-in",
+        action="store_true",
         help="create a placeholder function in moto's Lambda and use its ARN",
     )
     rot.add_argument(

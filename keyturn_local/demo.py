@@ -62,8 +62,12 @@ def demo_engine(
     password = secrets.token_urlsafe(24)
     create_app_user(server, engine, APP_USER, password)
     secret = {
-        "engine": engine, "host": server.admin.host, "port": server.port,
-        "username": APP_USER, "password": password, "sslmode": "verify-full",
+        "engine": engine,
+        "host": server.admin.host,
+        "port": server.port,
+        "username": APP_USER,
+        "password": password,
+        "sslmode": "verify-full",
     }
     client = boto3.client("secretsmanager")
     name = f"keyturn/demo/{engine}"
@@ -78,8 +82,10 @@ def demo_engine(
         print_versions("versions after the failed rotation", exc.report.after)
         print(f"  result: FAILED ({exc})")
         return False
-    print(f"  rotated through rotation_lambdas.handlers.{function} in "
-          f"{(time.monotonic() - started) * 1000:.0f} ms")
+    print(
+        f"  rotated through rotation_lambdas.handlers.{function} in "
+        f"{(time.monotonic() - started) * 1000:.0f} ms"
+    )
     print_versions("versions before", report.before)
     print_versions("versions after", report.after)
     settings = ConnectSettings.from_env()
@@ -123,12 +129,15 @@ def run_demo(engines: list[str] | None = None, *, verbose: bool = False) -> int:
         for engine, server in servers.items():
             assert server.tls_files is not None
             with _environment(
-                AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 - moto
+                AWS_ACCESS_KEY_ID="demo",
+                AWS_SECRET_ACCESS_KEY="demo",  # noqa: S106 - moto
                 **{ENV_TLS_CA_BUNDLE: str(server.tls_files.ca_cert)},
             ):
                 label = "PostgreSQL" if engine == "postgres" else "MariaDB"
                 results.append(demo_engine(label, server, engine, moto))
     ok = all(results) and bool(results)
-    print(f"\n{'all rotations succeeded' if ok else 'SOME CHECKS FAILED'}; servers stopped; "
-          f"{time.monotonic() - started:.1f} s in all")
+    print(
+        f"\n{'all rotations succeeded' if ok else 'SOME CHECKS FAILED'}; servers stopped; "
+        f"{time.monotonic() - started:.1f} s in all"
+    )
     return 0 if ok else 1

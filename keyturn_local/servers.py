@@ -25,13 +25,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Any, Self
 
 from .certs import TlsFiles, make_server_pki
 
+if TYPE_CHECKING:
+    from moto.core.config import DefaultConfig
+
 HOST = "127.0.0.1"
 # moto's RotateSecret invokes the recorded function; its stub Lambda backend answers without Docker.
-MOTO_CONFIG: dict[str, object] = {"lambda": {"use_docker": False}}
+MOTO_CONFIG: DefaultConfig = {"lambda": {"use_docker": False}}
 _START_TIMEOUT = 30.0
 
 
@@ -165,16 +168,31 @@ class PostgresServer(_Server):
         self.log_path = self.base / "postgres.log"
         _chown(self.base, "postgres")
         subprocess.run(
-            _as("postgres", [
-                str(bindir / "initdb"), "-D", str(data), "-U", "postgres",
-                f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
-                "-E", "UTF8", "--no-sync",
-            ]),
-            check=True, capture_output=True,
+            _as(
+                "postgres",
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "postgres",
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+            ),
+            check=True,
+            capture_output=True,
         )
         pwfile.unlink()
         options = [
-            f"-c listen_addresses={HOST}", f"-p {self.port}", f"-k {run}", "-c fsync=off",
+            f"-c listen_addresses={HOST}",
+            f"-p {self.port}",
+            f"-k {run}",
+            "-c fsync=off",
             "-c password_encryption=scram-sha-256",
         ]
         if self.tls_files is not None:
@@ -186,11 +204,24 @@ class PostgresServer(_Server):
         if self.statement_log:
             options += ["-c log_statement=all"]
         result = subprocess.run(
-            _as("postgres", [
-                str(bindir / "pg_ctl"), "-D", str(data), "-w", "-t", str(int(_START_TIMEOUT)),
-                "-l", str(self.log_path), "-o", " ".join(options), "start",
-            ]),
-            capture_output=True, text=True,
+            _as(
+                "postgres",
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-w",
+                    "-t",
+                    str(int(_START_TIMEOUT)),
+                    "-l",
+                    str(self.log_path),
+                    "-o",
+                    " ".join(options),
+                    "start",
+                ],
+            ),
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise ServerError(f"PostgreSQL did not start:\n{_tail(self.log_path)}")
@@ -199,11 +230,21 @@ class PostgresServer(_Server):
     def _stop(self) -> None:
         if self._running:
             subprocess.run(
-                _as("postgres", [
-                    str(self._bindir / "pg_ctl"), "-D", str(self.base / "data"),
-                    "-m", "immediate", "-w", "stop",
-                ]),
-                capture_output=True, check=False, timeout=30,
+                _as(
+                    "postgres",
+                    [
+                        str(self._bindir / "pg_ctl"),
+                        "-D",
+                        str(self.base / "data"),
+                        "-m",
+                        "immediate",
+                        "-w",
+                        "stop",
+                    ],
+                ),
+                capture_output=True,
+                check=False,
+                timeout=30,
             )
 
 
@@ -228,18 +269,33 @@ class MariaDBServer(_Server):
         _chown(self.base, "mysql")
         subprocess.run(
             [
-                install_db, "--no-defaults", *user_flag, f"--datadir={data}",
-                "--auth-root-authentication-method=normal", "--skip-test-db",
+                install_db,
+                "--no-defaults",
+                *user_flag,
+                f"--datadir={data}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
                 "--skip-name-resolve",
             ],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
         argv = [
-            server, "--no-defaults", *user_flag, f"--datadir={data}", f"--socket={self.socket}",
-            f"--port={self.port}", f"--bind-address={HOST}", "--skip-name-resolve",
-            "--skip-log-bin", f"--log-error={self.log_path}", f"--pid-file={run / 'mariadb.pid'}",
-            "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
-            "--skip-innodb-doublewrite", "--innodb-flush-log-at-trx-commit=0",
+            server,
+            "--no-defaults",
+            *user_flag,
+            f"--datadir={data}",
+            f"--socket={self.socket}",
+            f"--port={self.port}",
+            f"--bind-address={HOST}",
+            "--skip-name-resolve",
+            "--skip-log-bin",
+            f"--log-error={self.log_path}",
+            f"--pid-file={run / 'mariadb.pid'}",
+            "--innodb-buffer-pool-size=32M",
+            "--innodb-log-file-size=16M",
+            "--skip-innodb-doublewrite",
+            "--innodb-flush-log-at-trx-commit=0",
         ]
         if self.tls_files is not None:
             argv += [
@@ -269,16 +325,20 @@ class MariaDBServer(_Server):
         raise ServerError(f"MariaDB did not start:\n{_tail(self.log_path)}")
 
     def _secure_root(self) -> None:
-        """install-db leaves root accounts with empty passwords: keep one per way in, with a password."""
+        """install-db leaves root accounts with empty passwords: keep two, both with a password."""
         import pymysql
 
         conn = pymysql.connect(unix_socket=str(self.socket), user="root", password="")
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT host FROM mysql.user WHERE user = 'root' AND host <> 'localhost'")
+                cur.execute(
+                    "SELECT host FROM mysql.user WHERE user = 'root' AND host <> 'localhost'"
+                )
                 for (host,) in cur.fetchall():
                     cur.execute("DROP USER IF EXISTS 'root'@%s", (host,))
-                cur.execute("ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (self.admin.password,))
+                cur.execute(
+                    "ALTER USER 'root'@'localhost' IDENTIFIED BY %s", (self.admin.password,)
+                )
                 cur.execute("CREATE USER 'root'@%s IDENTIFIED BY %s", (HOST, self.admin.password))
                 cur.execute("GRANT ALL ON *.* TO 'root'@%s WITH GRANT OPTION", (HOST,))
         finally:
@@ -315,7 +375,9 @@ class MotoServer(_Server):
         with self.log_path.open("wb") as log:
             self._process = subprocess.Popen(
                 [str(binary), "-H", HOST, "-p", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline and self._process.poll() is None:
@@ -328,9 +390,11 @@ class MotoServer(_Server):
             raise ServerError(f"moto_server did not start:\n{_tail(self.log_path)}")
         self._post("/moto-api/config", MOTO_CONFIG)
 
-    def _post(self, path: str, body: dict[str, object] | None = None) -> None:
-        request = urllib.request.Request(
-            f"{self.endpoint}{path}", method="POST", data=json.dumps(body or {}).encode(),
+    def _post(self, path: str, body: Any = None) -> None:
+        request = urllib.request.Request(  # noqa: S310 - our own loopback endpoint
+            f"{self.endpoint}{path}",
+            method="POST",
+            data=json.dumps(body or {}).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - loopback only

@@ -22,12 +22,17 @@ def _verify_mode(server: PostgresServer | MariaDBServer) -> str:
 @contextmanager
 def admin_postgres(server: PostgresServer) -> Iterator[psycopg.Connection[Any]]:
     """A superuser connection to ``server`` (TLS verified when the server has TLS)."""
-    tls: dict[str, str] = {"sslmode": "disable"}
+    tls: dict[str, Any] = {"sslmode": "disable"}
     if server.tls_files is not None:
         tls = {"sslmode": _verify_mode(server), "sslrootcert": str(server.tls_files.ca_cert)}
     conn = psycopg.connect(
-        host=server.admin.host, port=server.port, user=server.admin.user,
-        password=server.admin.password, dbname="postgres", autocommit=True, **tls,
+        host=server.admin.host,
+        port=server.port,
+        user=server.admin.user,
+        password=server.admin.password,
+        dbname="postgres",
+        autocommit=True,
+        **tls,
     )
     try:
         yield conn
@@ -44,8 +49,12 @@ def admin_mariadb(server: MariaDBServer) -> Iterator[pymysql.connections.Connect
         ctx.check_hostname = _verify_mode(server) == "verify-full"
         kwargs = {"ssl": ctx}
     conn = pymysql.connect(
-        host=server.admin.host, port=server.port, user=server.admin.user,
-        password=server.admin.password, autocommit=True, **kwargs,
+        host=server.admin.host,
+        port=server.port,
+        user=server.admin.user,
+        password=server.admin.password,
+        autocommit=True,
+        **kwargs,
     )
     try:
         yield conn
@@ -66,6 +75,6 @@ def create_app_user(
                 )
             )
         return
-    with admin_mariadb(server) as conn, conn.cursor() as cur:
+    with admin_mariadb(server) as my_conn, my_conn.cursor() as cur:
         cur.execute("DROP USER IF EXISTS %s@'%%'", (username,))
         cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (username, password))

@@ -136,7 +136,7 @@ def _drive_once(
         error: str | None = None
         try:
             handler(event, None)
-        except Exception as exc:  # the service treats any failure alike: retry the rotation
+        except Exception as exc:  # noqa: BLE001 - the service retries after any failure alike
             error = f"{type(exc).__name__}: {exc}"
         record = StepRecord(attempt, step, time.monotonic() - started, error)
         report.steps.append(record)

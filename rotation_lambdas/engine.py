@@ -23,10 +23,12 @@ from .strategies.base import StepContext, Strategy
 
 
 class RotationEngine:
-    """Runs one rotation step for an event.
+    """Runs one rotation step for an event; callable as a Lambda handler.
 
-    >>> engine = RotationEngine(strategy, SecretsStore(client))  # doctest: +SKIP
-    >>> engine.run({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": token})  # doctest: +SKIP
+    Usage (``strategy`` wraps a database adapter, ``client`` is a boto3 Secrets Manager client)::
+
+        engine = RotationEngine(SingleUserStrategy(PostgresAdapter()), SecretsStore(client))
+        engine({"Step": "createSecret", "SecretId": arn, "ClientRequestToken": token}, context)
     """
 
     def __init__(
@@ -61,7 +63,9 @@ class RotationEngine:
             self.logger.error("invalid rotation event", extra=_error_fields(exc))
             raise
         self.logger.append_keys(
-            step=event.step.value, secret_id=event.secret_id, token=event.token,
+            step=event.step.value,
+            secret_id=event.secret_id,
+            token=event.token,
             **self.strategy.describe(),
         )
         try:
@@ -71,9 +75,7 @@ class RotationEngine:
                 self.logger.info("the version is already AWSCURRENT; nothing to do")
                 return
             self._steps[event.step](event, metadata)
-            self.logger.info(
-                "step succeeded", extra={"duration_ms": _ms_since(started)}
-            )
+            self.logger.info("step succeeded", extra={"duration_ms": _ms_since(started)})
         except RotationError as exc:
             exc.step = event.step.value
             self.logger.error(
@@ -104,7 +106,9 @@ class RotationEngine:
             return
         password = self.store.random_password(self.policy)
         pending = self.strategy.pending_secret(current, password)
-        self.store.put_pending(event.secret_id, event.token, pending.to_json(), event.rotation_token)
+        self.store.put_pending(
+            event.secret_id, event.token, pending.to_json(), event.rotation_token
+        )
         self.logger.info("created the AWSPENDING value", extra={"username": pending.username})
 
     def set_secret(self, event: RotationEvent, metadata: SecretMetadata) -> None:
@@ -123,7 +127,9 @@ class RotationEngine:
         """Move AWSCURRENT to the token's version (the guard already returned if it is there)."""
         from_version = metadata.version_with(AWSCURRENT)
         self.store.make_current(event.secret_id, event.token, from_version)
-        self.logger.info("AWSCURRENT moved to the new version", extra={"from_version": from_version})
+        self.logger.info(
+            "AWSCURRENT moved to the new version", extra={"from_version": from_version}
+        )
 
     # --- helpers --------------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ class SecretsManagerError(RotationError):
 
 
 class NetworkError(RotationError):
-    """A database or Secrets Manager endpoint could not be reached (refused, timed out, not resolved)."""
+    """A database or Secrets Manager endpoint could not be reached (refused, timed out)."""
 
     category = "network"
 

@@ -27,7 +27,8 @@ class Step(enum.StrEnum):
 class RotationEvent:
     """A validated rotation event.
 
-    >>> RotationEvent.parse({"Step": "createSecret", "SecretId": "arn:x", "ClientRequestToken": "t" * 32}).step
+    >>> event = {"Step": "createSecret", "SecretId": "arn:x", "ClientRequestToken": "t" * 32}
+    >>> RotationEvent.parse(event).step
     <Step.CREATE: 'createSecret'>
     """
 
@@ -62,7 +63,11 @@ class RotationEvent:
 
     def as_dict(self) -> dict[str, str]:
         """The event in the service's wire shape."""
-        out = {"Step": self.step.value, "SecretId": self.secret_id, "ClientRequestToken": self.token}
+        out = {
+            "Step": self.step.value,
+            "SecretId": self.secret_id,
+            "ClientRequestToken": self.token,
+        }
         if self.rotation_token is not None:
             out["RotationToken"] = self.rotation_token
         return out

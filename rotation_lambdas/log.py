@@ -23,7 +23,7 @@ class _CurrentStdoutHandler(logging.StreamHandler[IO[str]]):
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> IO[str]:
         return sys.stdout
 

@@ -60,7 +60,8 @@ _MAX_NAME = 128
 class DatabaseSecret:
     """A validated rotation secret. ``repr`` and ``str`` never show the password.
 
-    >>> s = DatabaseSecret.parse('{"engine": "postgres", "host": "db", "username": "app", "password": "pw"}')
+    >>> s = DatabaseSecret.parse(
+    ...     '{"engine": "postgres", "host": "db", "username": "app", "password": "pw"}')
     >>> (s.family, s.port, s.dbname)
     (<EngineFamily.POSTGRESQL: 'postgresql'>, 5432, 'postgres')
     >>> "pw" in repr(s)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ConnectTimeoutError
@@ -31,9 +33,7 @@ class SecretsStore:
         with _translated("DescribeSecret"):
             return SecretMetadata.from_describe(self.client.describe_secret(SecretId=secret_id))
 
-    def get_value(
-        self, secret_id: str, *, stage: str, version_id: str | None = None
-    ) -> str | None:
+    def get_value(self, secret_id: str, *, stage: str, version_id: str | None = None) -> str | None:
         """The SecretString at ``stage`` (and ``version_id``), or ``None`` when there is none."""
         kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": stage}
         if version_id is not None:
@@ -84,36 +84,28 @@ class _Missing(Exception):
     """Internal: the requested version or stage does not exist."""
 
 
-class _translated:
+@contextmanager
+def _translated(operation: str) -> Iterator[None]:
     """Turn botocore failures of one call into our errors, naming the call (never a value)."""
-
-    def __init__(self, operation: str) -> None:
-        self.operation = operation
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is None:
-            return False
-        if isinstance(exc, ClientError):
-            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
-            if code in _NOT_FOUND and self.operation == "GetSecretValue":
-                raise _Missing() from None
-            if code in _DENIED:
-                raise PrivilegeError(
-                    f"Secrets Manager denied {self.operation} ({code})",
-                    hint="check the function role's policy and the secret's KMS key policy",
-                ) from exc
-            raise SecretsManagerError(f"Secrets Manager {self.operation} failed ({code})") from exc
-        if isinstance(exc, (ConnectionError, ConnectTimeoutError)):
-            raise NetworkError(
-                f"Secrets Manager could not be reached for {self.operation}",
-                hint="inside a VPC, the function needs a Secrets Manager VPC endpoint or a NAT "
-                "gateway; set the endpoint override when using a private endpoint",
+    try:
+        yield
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+        if code in _NOT_FOUND and operation == "GetSecretValue":
+            raise _Missing() from None
+        if code in _DENIED:
+            raise PrivilegeError(
+                f"Secrets Manager denied {operation} ({code})",
+                hint="check the function role's policy and the secret's KMS key policy",
             ) from exc
-        if isinstance(exc, BotoCoreError):
-            raise SecretsManagerError(
-                f"Secrets Manager {self.operation} failed ({type(exc).__name__})"
-            ) from exc
-        return False
+        raise SecretsManagerError(f"Secrets Manager {operation} failed ({code})") from exc
+    except (ConnectionError, ConnectTimeoutError) as exc:
+        raise NetworkError(
+            f"Secrets Manager could not be reached for {operation}",
+            hint="inside a VPC, the function needs a Secrets Manager VPC endpoint or a NAT "
+            "gateway; set the endpoint override when using a private endpoint",
+        ) from exc
+    except BotoCoreError as exc:
+        raise SecretsManagerError(
+            f"Secrets Manager {operation} failed ({type(exc).__name__})"
+        ) from exc

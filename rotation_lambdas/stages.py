@@ -56,7 +56,7 @@ def check_token(metadata: SecretMetadata, token: str) -> Decision:
     if not metadata.rotation_enabled:
         raise StageError(
             "rotation is not enabled on the secret",
-            hint="turn rotation on (RotateSecret or a RotationSchedule) before invoking the function",
+            hint="turn rotation on (RotateSecret or a RotationSchedule) before invoking it",
         )
     stages = metadata.versions.get(token)
     if stages is None:

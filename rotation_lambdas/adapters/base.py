@@ -5,13 +5,10 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Generic, TypeVar
 
 from ..errors import AuthenticationError
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from ..settings import ConnectSettings
-
-ConnT = TypeVar("ConnT")
 
 _MAX_DETAIL = 400
 
@@ -43,7 +40,7 @@ def redacted_cause(exc: BaseException, redact: Iterable[str]) -> RedactedDriverE
     return RedactedDriverError(f"{name}: {driver_message(exc, redact)}")
 
 
-class DatabaseAdapter(abc.ABC, Generic[ConnT]):
+class DatabaseAdapter[ConnT](abc.ABC):
     """Connect, change a password, probe: the only database work a single-user rotation needs.
 
     Implementations raise :class:`AuthenticationError` when the server refuses the credentials,

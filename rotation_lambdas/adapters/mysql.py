@@ -8,12 +8,13 @@ sent as a bound parameter over TLS.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import ssl
-from dataclasses import dataclass, field
 from collections.abc import Iterable
-from typing import Any, TypeAlias
+from dataclasses import dataclass, field
+from typing import Any
 
 import pymysql
 from pymysql.connections import Connection
@@ -29,7 +30,7 @@ from ..errors import (
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from .base import DatabaseAdapter, driver_message, redacted_cause
 
-MyConnection: TypeAlias = "Connection[Any]"
+type MyConnection = Connection[Any]
 
 ER_ACCESS_DENIED = 1045
 ER_DBACCESS_DENIED = 1044
@@ -124,8 +125,10 @@ def classify_error(
         return AuthenticationError(f"{where}: login refused (error {code})")
     if code in (ER_SPECIFIC_ACCESS_DENIED, ER_TABLEACCESS_DENIED, ER_DBACCESS_DENIED):
         return PrivilegeError(f"{where}: permission denied (error {code}: {detail})")
-    if code == CR_SSL_CONNECTION_ERROR or isinstance(exc.__context__, ssl.SSLError) or (
-        code == CR_CONN_HOST_ERROR and ("ssl" in low or "certificate" in low)
+    if (
+        code == CR_SSL_CONNECTION_ERROR
+        or isinstance(exc.__context__, ssl.SSLError)
+        or (code == CR_CONN_HOST_ERROR and ("ssl" in low or "certificate" in low))
     ):
         return TlsError(
             f"{where}: TLS failed ({detail})",
@@ -142,7 +145,7 @@ def classify_error(
     return RotationError(f"{where}: {type(exc).__name__} ({detail})")
 
 
-class MySQLAdapter(DatabaseAdapter["Connection[Any]"]):
+class MySQLAdapter(DatabaseAdapter[MyConnection]):
     """Database adapter for MySQL, MariaDB and Aurora MySQL."""
 
     family = EngineFamily.MYSQL
@@ -191,10 +194,8 @@ class MySQLAdapter(DatabaseAdapter["Connection[Any]"]):
             raise classify_error(exc, secret) from exc
 
     def close(self, conn: MyConnection) -> None:
-        try:
+        with contextlib.suppress(pymysql.MySQLError):
             conn.close()
-        except pymysql.MySQLError:
-            pass
 
     def server_version(self, conn: MyConnection) -> ServerVersion:
         """The server's version, from ``SELECT VERSION()``."""

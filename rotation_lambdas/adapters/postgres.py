@@ -6,9 +6,10 @@ the client (``PQencryptPasswordConn``) and ``ALTER ROLE`` receives the verifier.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
-from typing import Any, TypeAlias
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -24,7 +25,7 @@ from ..errors import (
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from .base import DatabaseAdapter, driver_message, redacted_cause
 
-PgConnection: TypeAlias = "psycopg.Connection[Any]"
+type PgConnection = psycopg.Connection[Any]
 
 _AUTH_SQLSTATES = ("28P01", "28000")
 _PRIVILEGE_SQLSTATES = ("42501",)
@@ -78,7 +79,7 @@ def classify_error(
     return RotationError(f"{where}: {type(exc).__name__} ({detail})")
 
 
-class PostgresAdapter(DatabaseAdapter["psycopg.Connection[Any]"]):
+class PostgresAdapter(DatabaseAdapter[PgConnection]):
     """Database adapter for the PostgreSQL family."""
 
     family = EngineFamily.POSTGRESQL
@@ -109,10 +110,8 @@ class PostgresAdapter(DatabaseAdapter["psycopg.Connection[Any]"]):
             raise classify_error(exc, secret) from exc
 
     def close(self, conn: PgConnection) -> None:
-        try:
+        with contextlib.suppress(psycopg.Error):
             conn.close()
-        except psycopg.Error:
-            pass
 
     def change_own_password(
         self, conn: PgConnection, login: DatabaseSecret, new_password: str

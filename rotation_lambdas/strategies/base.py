@@ -5,11 +5,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from ..adapters.base import ConnT, DatabaseAdapter
+from ..adapters.base import DatabaseAdapter
 from ..errors import AuthenticationError, ConfigurationError
 from ..secret import DatabaseSecret
 
@@ -23,7 +23,7 @@ class StepContext:
     """Load and validate the secret at a version stage (e.g. AWSPREVIOUS), or None if absent."""
 
 
-class Strategy(abc.ABC, Generic[ConnT]):
+class Strategy[ConnT](abc.ABC):
     """One way of rotating: the engine owns the protocol, the strategy the database work."""
 
     name: str

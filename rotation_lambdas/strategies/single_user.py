@@ -7,14 +7,13 @@ window (``client_lib`` does).
 
 from __future__ import annotations
 
-from ..adapters.base import ConnT
 from ..errors import AuthenticationError
 from ..secret import DatabaseSecret
 from ..stages import AWSCURRENT, AWSPREVIOUS
 from .base import StepContext, Strategy
 
 
-class SingleUserStrategy(Strategy[ConnT]):
+class SingleUserStrategy[ConnT](Strategy[ConnT]):
     """Rotate a user's password by logging in as that user."""
 
     name = "single-user"

@@ -10,6 +10,7 @@ import pytest
 from aws_lambda_powertools import Logger
 from moto import mock_aws
 
+from keyturn_local.servers import MOTO_CONFIG
 from rotation_lambdas import (
     DatabaseSecret,
     PasswordPolicy,
@@ -17,7 +18,6 @@ from rotation_lambdas import (
     SecretsStore,
     SingleUserStrategy,
 )
-from keyturn_local.servers import MOTO_CONFIG
 from rotation_lambdas.driver import register_stand_in_function
 from tests.support.fakes import FakeAdapter, FakeDatabase
 from tests.support.leaks import LeakWatch
@@ -56,9 +56,7 @@ class World:
         return token
 
     def run(self, step: str, token: str, **extra: str) -> None:
-        self.engine.run(
-            {"Step": step, "SecretId": self.arn, "ClientRequestToken": token, **extra}
-        )
+        self.engine.run({"Step": step, "SecretId": self.arn, "ClientRequestToken": token, **extra})
 
     def value(self, stage: str, version_id: str | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"SecretId": self.arn, "VersionStage": stage}
@@ -94,7 +92,7 @@ LOGGER = Logger(service="keyturn-test")
 
 @pytest.fixture
 def world(leak_watch: LeakWatch) -> Iterator[World]:
-    with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+    with mock_aws(config=MOTO_CONFIG):
         client = StrictSecretsManager(boto3.client("secretsmanager"))
         function_arn = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
         arn = client.create_secret(Name="app/db", SecretString=json.dumps(APP_SECRET))["ARN"]
@@ -103,7 +101,7 @@ def world(leak_watch: LeakWatch) -> Iterator[World]:
         db.add(DatabaseSecret.from_mapping(APP_SECRET))
         engine = RotationEngine(
             SingleUserStrategy(FakeAdapter(db)),
-            SecretsStore(client),  # type: ignore[arg-type]
+            SecretsStore(client.sm),
             policy=PasswordPolicy(),
             logger=LOGGER,
         )

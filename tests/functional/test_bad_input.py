@@ -77,7 +77,9 @@ def test_token_not_pending(world: World) -> None:
 def test_rotation_disabled(world: World) -> None:
     arn = world.client.create_secret(Name="norotation", SecretString=json.dumps(APP_SECRET))["ARN"]
     world.client.put_secret_value(
-        SecretId=arn, ClientRequestToken=T, SecretString=json.dumps(APP_SECRET),
+        SecretId=arn,
+        ClientRequestToken=T,
+        SecretString=json.dumps(APP_SECRET),
         VersionStages=["AWSPENDING"],
     )
     raw = {"Step": "createSecret", "SecretId": arn, "ClientRequestToken": T}
@@ -105,11 +107,19 @@ SECRET_PASSWORD = APP_SECRET["password"]
         (f'{{"password": "{SECRET_PASSWORD}", ', SecretFormatError, "AWSCURRENT is not valid JSON"),
         (json.dumps([SECRET_PASSWORD]), SecretFormatError, "must be a JSON object"),
         (json.dumps({**APP_SECRET, "host": None}), SecretFormatError, "key 'host' is missing"),
-        (json.dumps({k: v for k, v in APP_SECRET.items() if k != "username"}), SecretFormatError, "key 'username' is missing"),
+        (
+            json.dumps({k: v for k, v in APP_SECRET.items() if k != "username"}),
+            SecretFormatError,
+            "key 'username' is missing",
+        ),
         (json.dumps({**APP_SECRET, "password": 5}), SecretFormatError, "key 'password'"),
         (json.dumps({**APP_SECRET, "port": "fifty"}), SecretFormatError, "key 'port'"),
         (json.dumps({**APP_SECRET, "engine": "sqlserver-ee"}), SecretFormatError, "key 'engine'"),
-        (json.dumps({**APP_SECRET, "engine": "mysql"}), ConfigurationError, "engine 'mysql' is not handled by this postgresql function"),
+        (
+            json.dumps({**APP_SECRET, "engine": "mysql"}),
+            ConfigurationError,
+            "engine 'mysql' is not handled by this postgresql function",
+        ),
     ],
 )
 def test_bad_current_secret(

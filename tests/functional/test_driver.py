@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from rotation_lambdas import DatabaseSecret, PasswordPolicy, ProtocolError, RotationEngine, SecretsStore, SingleUserStrategy
+from rotation_lambdas import (
+    DatabaseSecret,
+    PasswordPolicy,
+    ProtocolError,
+    RotationEngine,
+    SecretsStore,
+    SingleUserStrategy,
+)
 from rotation_lambdas.driver import RotationFailed, StepRecord, rotate
 from tests.support.fakes import FakeAdapter
 from tests.support.strict_sm import FaultyClient
@@ -24,10 +31,11 @@ def some_version_logs_in(world: World) -> bool:
     versions = world.versions()
     for version_id, stages in versions.items():
         if "AWSCURRENT" in stages or "AWSPENDING" in stages:
+            stage = "AWSCURRENT" if "AWSCURRENT" in stages else "AWSPENDING"
             try:
-                secret = DatabaseSecret.from_mapping(world.value("AWSCURRENT" if "AWSCURRENT" in stages else "AWSPENDING", version_id))
-            except Exception:  # noqa: BLE001 - an empty pending stub has no value yet
-                continue
+                secret = DatabaseSecret.from_mapping(world.value(stage, version_id))
+            except world.client.exceptions.ResourceNotFoundException:
+                continue  # the pending stub has no value before createSecret
             if world.db.password_of(secret) == secret.password:
                 return True
     return False
@@ -35,9 +43,14 @@ def some_version_logs_in(world: World) -> bool:
 
 def test_a_full_rotation(world: World) -> None:
     before = world.value("AWSCURRENT")
-    report = rotate(world.client, world.arn, world.engine, lambda_arn=world.function_arn)  # type: ignore[arg-type]
+    report = rotate(world.client.sm, world.arn, world.engine, lambda_arn=world.function_arn)
     assert report.attempts == 1
-    assert [r.step.value for r in report.steps] == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+    assert [r.step.value for r in report.steps] == [
+        "createSecret",
+        "setSecret",
+        "testSecret",
+        "finishSecret",
+    ]
     assert report.after[report.token] == ["AWSCURRENT"]
     assert world.value("AWSPREVIOUS") == before
     assert db_matches_current(world)
@@ -46,7 +59,7 @@ def test_a_full_rotation(world: World) -> None:
 def test_ten_rotations_in_a_row(world: World) -> None:
     passwords = set()
     for _ in range(10):
-        rotate(world.client, world.arn, world.engine, lambda_arn=world.function_arn)  # type: ignore[arg-type]
+        rotate(world.client.sm, world.arn, world.engine, lambda_arn=world.function_arn)
         assert db_matches_current(world)
         passwords.add(world.value("AWSCURRENT")["password"])
     assert len(passwords) == 10
@@ -57,8 +70,8 @@ def test_refuses_a_second_rotation_and_resumes_the_first(world: World) -> None:
     world.run("createSecret", TOKENS[0])
     world.run("setSecret", TOKENS[0])  # interrupted after setSecret
     with pytest.raises(ProtocolError, match="previous rotation is not complete"):
-        rotate(world.client, world.arn, world.engine)  # type: ignore[arg-type]
-    report = rotate(world.client, world.arn, world.engine, resume=True)  # type: ignore[arg-type]
+        rotate(world.client.sm, world.arn, world.engine)
+    report = rotate(world.client.sm, world.arn, world.engine, resume=True)
     assert report.token == TOKENS[0]
     assert db_matches_current(world)
     assert world.db.changes == 1
@@ -84,8 +97,10 @@ def test_rotation_converges_after_a_secrets_manager_fault(
 ) -> None:
     faulty = FaultyClient(world.client._client, operation, nth, when)
     engine = RotationEngine(
-        SingleUserStrategy(FakeAdapter(world.db)), SecretsStore(faulty),  # type: ignore[arg-type]
-        policy=PasswordPolicy(), logger=LOGGER,
+        SingleUserStrategy(FakeAdapter(world.db)),
+        SecretsStore(faulty.sm),
+        policy=PasswordPolicy(),
+        logger=LOGGER,
     )
     checks: list[bool] = []
 
@@ -93,20 +108,24 @@ def test_rotation_converges_after_a_secrets_manager_fault(
         checks.append(some_version_logs_in(world))
 
     # Faults hit the function's calls only: the driver plays the (reliable) service.
-    report = rotate(world.client, world.arn, engine, lambda_arn=world.function_arn, on_step=after_step)  # type: ignore[arg-type]
+    report = rotate(
+        world.client.sm, world.arn, engine, lambda_arn=world.function_arn, on_step=after_step
+    )
     assert faulty.fired, "the fault was never injected"
     assert report.attempts == 2
     assert all(checks), "a moment with no version that logs in"
     assert db_matches_current(world)
     assert not any("AWSPENDING" in s and "AWSCURRENT" not in s for s in world.versions().values())
     # The next rotation starts and succeeds.
-    rotate(world.client, world.arn, world.engine)  # type: ignore[arg-type]
+    rotate(world.client.sm, world.arn, world.engine)
     assert db_matches_current(world)
 
 
-def test_rotation_converges_when_the_connection_drops_after_the_password_change(world: World) -> None:
+def test_rotation_converges_when_the_connection_drops_after_the_password_change(
+    world: World,
+) -> None:
     world.db.fail_after_change = 1
-    report = rotate(world.client, world.arn, world.engine, lambda_arn=world.function_arn)  # type: ignore[arg-type]
+    report = rotate(world.client.sm, world.arn, world.engine, lambda_arn=world.function_arn)
     assert report.attempts == 2
     assert world.db.changes == 1  # the re-run found the pending password already set
     assert db_matches_current(world)
@@ -115,7 +134,9 @@ def test_rotation_converges_when_the_connection_drops_after_the_password_change(
 def test_gives_up_after_max_attempts(world: World) -> None:
     world.db.unreachable = True
     with pytest.raises(RotationFailed) as info:
-        rotate(world.client, world.arn, world.engine, lambda_arn=world.function_arn, max_attempts=2)  # type: ignore[arg-type]
+        rotate(
+            world.client.sm, world.arn, world.engine, lambda_arn=world.function_arn, max_attempts=2
+        )
     report = info.value.report
     assert report.attempts == 2
     assert all(r.step.value in ("createSecret", "setSecret") for r in report.steps)
@@ -126,6 +147,13 @@ def test_gives_up_after_max_attempts(world: World) -> None:
 
 def test_step_records_reach_the_callback(world: World) -> None:
     seen: list[Any] = []
-    rotate(world.client, world.arn, world.engine, lambda_arn=world.function_arn, on_step=seen.append)  # type: ignore[arg-type]
-    assert [r.step.value for r in seen] == ["createSecret", "setSecret", "testSecret", "finishSecret"]
+    rotate(
+        world.client.sm, world.arn, world.engine, lambda_arn=world.function_arn, on_step=seen.append
+    )
+    assert [r.step.value for r in seen] == [
+        "createSecret",
+        "setSecret",
+        "testSecret",
+        "finishSecret",
+    ]
     assert all(r.error is None and r.seconds >= 0 for r in seen)

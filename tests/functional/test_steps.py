@@ -63,7 +63,7 @@ def test_set_secret_falls_back_to_the_previous_password(world: World) -> None:
     world.start_rotation(TOKENS[1])
     world.run("createSecret", TOKENS[1])
     world.run("finishSecret", TOKENS[1])  # AWSCURRENT now holds a password the db never got
-    clear_pending_label(world.client, world.arn, TOKENS[1])  # type: ignore[arg-type]
+    clear_pending_label(world.client.sm, world.arn, TOKENS[1])
     world.start_rotation(T)
     world.run("createSecret", T)
     world.run("setSecret", T)
@@ -84,11 +84,17 @@ def test_set_secret_when_nothing_logs_in(world: World) -> None:
     world.leaks.assert_exception_clean(info.value)
 
 
-@pytest.mark.parametrize(("key", "value"), [("host", "other.host"), ("username", "root"), ("port", 5433), ("engine", "mysql")])
-def test_set_secret_refuses_a_pending_for_another_target(world: World, key: str, value: object) -> None:
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("host", "other.host"), ("username", "root"), ("port", 5433), ("engine", "mysql")],
+)
+def test_set_secret_refuses_a_pending_for_another_target(
+    world: World, key: str, value: object
+) -> None:
     world.start_rotation(T)
     world.client.put_secret_value(
-        SecretId=world.arn, ClientRequestToken=T,
+        SecretId=world.arn,
+        ClientRequestToken=T,
         SecretString=json.dumps({**APP_SECRET, key: value, "password": "pending-Password-0002"}),
         VersionStages=["AWSPENDING"],
     )

@@ -61,7 +61,9 @@ class DbWorld:
         return self.server.tls_files.ca_cert
 
     def rotate(self, **kwargs: Any) -> RotationReport:
-        report = rotate(self.client, self.arn, self.engine, lambda_arn=self.function_arn, **kwargs)  # type: ignore[arg-type]
+        report = rotate(
+            self.client.sm, self.arn, self.engine, lambda_arn=self.function_arn, **kwargs
+        )
         self.watch_all_versions()
         return report
 
@@ -70,7 +72,9 @@ class DbWorld:
 
     def start_rotation(self, token: str) -> None:
         self.client.rotate_secret(
-            SecretId=self.arn, ClientRequestToken=token, RotationLambdaARN=self.function_arn,
+            SecretId=self.arn,
+            ClientRequestToken=token,
+            RotationLambdaARN=self.function_arn,
             RotationRules={"AutomaticallyAfterDays": 30},
         )
 
@@ -98,7 +102,9 @@ class DbWorld:
         return True
 
     def versions(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = self.client.describe_secret(SecretId=self.arn)["VersionIdsToStages"]
+        out: dict[str, list[str]] = self.client.describe_secret(SecretId=self.arn)[
+            "VersionIdsToStages"
+        ]
         return out
 
 
@@ -115,8 +121,11 @@ def new_app_user(
     leaks.add(password)
     create_app_user(server, engine_name, username, password)
     return {
-        "engine": engine_name, "host": server.admin.host, "port": server.port,
-        "username": username, "password": password,
+        "engine": engine_name,
+        "host": server.admin.host,
+        "port": server.port,
+        "username": username,
+        "password": password,
     }
 
 
@@ -132,15 +141,13 @@ def make_world(
     function_arn = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
     family = family_of(engine_name)
     env = {ENV_TLS_CA_BUNDLE: str(server.tls_files.ca_cert)}
-    engine = build_engine(family, client=client, env=env)  # type: ignore[arg-type]
+    engine = build_engine(family, client=client.sm, env=env)
     adapter = make_adapter(family, ConnectSettings.from_env(env))
     return DbWorld(engine_name, server, client, arn, function_arn, engine, adapter, leaks, initial)
 
 
 @pytest.fixture(params=ENGINES)
-def db(
-    request: pytest.FixtureRequest, leak_watch: LeakWatch
-) -> Iterator[DbWorld]:
+def db(request: pytest.FixtureRequest, leak_watch: LeakWatch) -> Iterator[DbWorld]:
     server: Server = request.getfixturevalue(f"{request.param}_server")
-    with mock_aws(config=MOTO_CONFIG):  # type: ignore[arg-type]
+    with mock_aws(config=MOTO_CONFIG):
         yield make_world(request.param, server, leak_watch)

@@ -14,8 +14,8 @@ import pytest
 
 from keyturn_local.servers import MotoServer
 from rotation_lambdas import DatabaseSecret
-from rotation_lambdas.settings import ConnectSettings
 from rotation_lambdas.handlers import make_adapter
+from rotation_lambdas.settings import ConnectSettings
 from tests.support.leaks import LeakWatch
 
 from .conftest import ENGINES, Server, family_of, new_app_user
@@ -30,13 +30,20 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
 
 
-def run_keyturn(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_keyturn(
+    *args: str, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     clean = {
-        k: v for k, v in os.environ.items()
+        k: v
+        for k, v in os.environ.items()
         if not k.startswith("AWS_ENDPOINT_URL") and k != "POWERTOOLS_LOG_LEVEL"
     }
     return subprocess.run(
-        [KEYTURN, *args], env={**clean, **env}, capture_output=True, text=True, timeout=timeout,
+        [KEYTURN, *args],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         check=False,
     )
 
@@ -49,7 +56,9 @@ def test_keyturn_rotate_against_the_moto_server(
     assert server.tls_files is not None
     initial = new_app_user(engine_name, server, leak_watch)
     client = boto3.client("secretsmanager", endpoint_url=moto_server.endpoint)
-    arn = client.create_secret(Name=f"e2e/{initial['username']}", SecretString=json.dumps(initial))["ARN"]
+    arn = client.create_secret(Name=f"e2e/{initial['username']}", SecretString=json.dumps(initial))[
+        "ARN"
+    ]
     function = "postgres_single_user" if engine_name == "postgres" else "mysql_single_user"
     env = {"KEYTURN_TLS_CA_BUNDLE": str(server.tls_files.ca_cert)}
     args = ["rotate", arn, "--function", function, "--endpoint-url", moto_server.endpoint]
@@ -65,7 +74,9 @@ def test_keyturn_rotate_against_the_moto_server(
         assert f"attempt 1  {step}" in result.stdout
     assert "succeeded in 1 attempt(s)" in result.stdout
 
-    adapter = make_adapter(family_of(engine_name), ConnectSettings(ca_bundle=str(server.tls_files.ca_cert)))
+    adapter = make_adapter(
+        family_of(engine_name), ConnectSettings(ca_bundle=str(server.tls_files.ca_cert))
+    )
     new = DatabaseSecret.parse(client.get_secret_value(SecretId=arn)["SecretString"])
     assert new.password != initial["password"]
     with adapter.connect(new):
@@ -85,11 +96,17 @@ def test_keyturn_rotate_refuses_while_a_rotation_is_in_progress(moto_server: Mot
 
     arn = client.create_secret(Name="e2e/stuck", SecretString="{}")["ARN"]
     client.rotate_secret(
-        SecretId=arn, RotationLambdaARN=register_stand_in_function(lam, iam),
+        SecretId=arn,
+        RotationLambdaARN=register_stand_in_function(lam, iam),
         RotationRules={"AutomaticallyAfterDays": 30},
     )
     result = run_keyturn(
-        "rotate", arn, "--function", "mysql_single_user", "--endpoint-url", moto_server.endpoint,
+        "rotate",
+        arn,
+        "--function",
+        "mysql_single_user",
+        "--endpoint-url",
+        moto_server.endpoint,
         env={},
     )
     assert result.returncode == 2

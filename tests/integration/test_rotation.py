@@ -6,7 +6,6 @@ import pytest
 
 from rotation_lambdas import ConfigurationError, DatabaseSecret
 from rotation_lambdas.driver import clear_pending_label
-
 from tests.support.leaks import LeakWatch
 
 from .conftest import DbWorld
@@ -54,7 +53,8 @@ def test_every_step_twice_is_a_no_op_the_second_time(db: DbWorld) -> None:
         calls = len(db.client.calls)
         db.run(step, TOKEN)
         writes = [
-            name for name, _ in db.client.calls[calls:]
+            name
+            for name, _ in db.client.calls[calls:]
             if name in ("put_secret_value", "update_secret_version_stage")
         ]
         assert writes == [], f"{step} wrote again: {writes}"
@@ -75,7 +75,7 @@ def test_interrupted_rotation_is_redriven_to_completion(db: DbWorld, completed: 
     for step in STEPS[:completed]:
         db.run(step, TOKEN)
     if completed == 4:
-        clear_pending_label(db.client, db.arn, TOKEN)  # type: ignore[arg-type]
+        clear_pending_label(db.client.sm, db.arn, TOKEN)
         assert db.logs_in(db.secret("AWSCURRENT"))
         return
     report = db.rotate(resume=True)
@@ -94,7 +94,9 @@ def test_pending_for_another_user_changes_nothing(db: DbWorld) -> None:
     # A tampered pending version naming another user must not touch the database.
     tampered = pending.with_credentials(password=pending.password, username="postgres")
     db.client._client.put_secret_value(
-        SecretId=db.arn, ClientRequestToken=TOKEN, SecretString=tampered.to_json(),
+        SecretId=db.arn,
+        ClientRequestToken=TOKEN,
+        SecretString=tampered.to_json(),
         VersionStages=["AWSPENDING"],
     )
     with pytest.raises(ConfigurationError, match="differ in 'username'"):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from keyturn_local.certs import make_ca
 from keyturn_local.servers import MariaDBServer, PostgresServer
 from keyturn_local.users import create_app_user
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.integration
 def tls_in_use(world: DbWorld, secret: DatabaseSecret) -> bool:
     with world.adapter.connect(secret) as conn:
         if world.engine_name == "postgres":
-            row = conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+            row = conn.execute(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+            ).fetchone()
             return bool(row[0])
         with conn.cursor() as cur:
             cur.execute("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
@@ -41,13 +44,14 @@ def test_verify_full_with_the_right_ca_rotates_over_tls(db: DbWorld) -> None:
 def test_wrong_ca_fails_as_tls_and_never_falls_back(db: DbWorld, tmp_path: Path) -> None:
     wrong_ca, _, _ = make_ca(tmp_path, "some-other-ca")
     env = {ENV_TLS_CA_BUNDLE: str(wrong_ca)}
-    engine = build_engine(family_of(db.engine_name), client=db.client, env=env)  # type: ignore[arg-type]
+    engine = build_engine(family_of(db.engine_name), client=db.client.sm, env=env)
     current = db.secret("AWSCURRENT")
     with pytest.raises(RotationFailed) as info:
-        rotate(db.client, db.arn, engine, lambda_arn=db.function_arn, max_attempts=1)  # type: ignore[arg-type]
+        rotate(db.client.sm, db.arn, engine, lambda_arn=db.function_arn, max_attempts=1)
     failed = info.value.report.steps[-1]
     assert failed.step.value == "setSecret"
-    assert failed.error is not None and failed.error.startswith("TlsError")
+    assert failed.error is not None
+    assert failed.error.startswith("TlsError")
     assert "no plaintext retry" in failed.error
     # The database is unchanged: the current password still logs in, over TLS with the right CA.
     assert db.logs_in(current)
@@ -68,15 +72,23 @@ def untrusted_servers(request: pytest.FixtureRequest) -> Iterator[tuple[str, Ser
 def connect_result(
     engine_name: str, server: Server, mode: TlsMode, ca: Path | None, leaks: LeakWatch
 ) -> object:
-    """"connected", or the TlsError raised, for an application user on ``server``."""
+    """ "connected", or the TlsError raised, for an application user on ``server``."""
     password = "tls-Password-" + engine_name
     leaks.add(password)
     create_app_user(server, engine_name, "tls_app", password)
     secret = DatabaseSecret.from_mapping(
-        {"engine": engine_name, "host": server.admin.host, "port": server.port,
-         "username": "tls_app", "password": password, "sslmode": mode.value}
+        {
+            "engine": engine_name,
+            "host": server.admin.host,
+            "port": server.port,
+            "username": "tls_app",
+            "password": password,
+            "sslmode": mode.value,
+        }
     )
-    adapter = make_adapter(family_of(engine_name), ConnectSettings(ca_bundle=str(ca) if ca else None))
+    adapter = make_adapter(
+        family_of(engine_name), ConnectSettings(ca_bundle=str(ca) if ca else None)
+    )
     try:
         with adapter.connect(secret):
             return "connected"
@@ -85,7 +97,9 @@ def connect_result(
         return exc
 
 
-def test_server_without_tls_is_refused(untrusted_servers: tuple[str, Server, Server], leak_watch: LeakWatch) -> None:
+def test_server_without_tls_is_refused(
+    untrusted_servers: tuple[str, Server, Server], leak_watch: LeakWatch
+) -> None:
     engine_name, plain, _ = untrusted_servers
     for mode in (TlsMode.REQUIRE, TlsMode.VERIFY_CA, TlsMode.VERIFY_FULL):
         result = connect_result(engine_name, plain, mode, None, leak_watch)

@@ -7,9 +7,12 @@ Tests run against this wrapper so nothing passes only because of the mock's leni
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
 def _reject(operation: str, code: str, message: str) -> ClientError:
@@ -33,6 +36,11 @@ class StrictSecretsManager:
             return attr(**kwargs)
 
         return call
+
+    @property
+    def sm(self) -> SecretsManagerClient:
+        """This wrapper, typed as the client it stands in for."""
+        return cast("SecretsManagerClient", self)
 
     def count(self, operation: str) -> int:
         return sum(1 for name, _ in self.calls if name == operation)
@@ -82,10 +90,10 @@ class FaultyClient(StrictSecretsManager):
         self.fired = False
 
     def _maybe_fail(self, name: str, moment: str) -> None:
-        if name == self.operation and not self.fired and moment == self.when:
-            if self.seen == self.nth:
-                self.fired = True
-                raise InjectedFault(f"injected failure {moment} {name} #{self.nth}")
+        due = self.seen == self.nth and moment == self.when
+        if name == self.operation and due and not self.fired:
+            self.fired = True
+            raise InjectedFault(f"injected failure {moment} {name} #{self.nth}")
 
     def __getattr__(self, name: str) -> Any:
         attr = super().__getattr__(name)

@@ -68,10 +68,16 @@ def test_postgres_classification(exc: psycopg.Error, category: type[RotationErro
 @pytest.mark.parametrize(
     ("exc", "category"),
     [
-        (pymysql.err.OperationalError(1045, "Access denied for user 'app'@'h'"), AuthenticationError),
+        (
+            pymysql.err.OperationalError(1045, "Access denied for user 'app'@'h'"),
+            AuthenticationError,
+        ),
         (pymysql.err.OperationalError(1227, "Access denied; you need CREATE USER"), PrivilegeError),
         (pymysql.err.OperationalError(1044, "Access denied to database"), PrivilegeError),
-        (pymysql.err.OperationalError(2026, "SSL is required but the server doesn't support it"), TlsError),
+        (
+            pymysql.err.OperationalError(2026, "SSL is required but the server doesn't support it"),
+            TlsError,
+        ),
         (
             pymysql.err.OperationalError(
                 2003, "Can't connect to MySQL server on 'h' ([SSL: CERTIFICATE_VERIFY_FAILED])"
@@ -79,7 +85,10 @@ def test_postgres_classification(exc: psycopg.Error, category: type[RotationErro
             TlsError,
         ),
         (pymysql.err.OperationalError(1049, "Unknown database 'x'"), ConfigurationError),
-        (pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'h' (timed out)"), NetworkError),
+        (
+            pymysql.err.OperationalError(2003, "Can't connect to MySQL server on 'h' (timed out)"),
+            NetworkError,
+        ),
         (pymysql.err.ProgrammingError(1064, "You have an error in your SQL syntax"), RotationError),
     ],
 )

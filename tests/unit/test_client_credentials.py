@@ -9,7 +9,9 @@ from client_lib import Credentials, SecretValueError
 
 def test_credentials_from_rotation_secret() -> None:
     creds = Credentials.from_secret_string(
-        json.dumps({"engine": "aurora-postgresql", "host": "h", "username": "u", "password": "pw-0123456"})
+        json.dumps(
+            {"engine": "aurora-postgresql", "host": "h", "username": "u", "password": "pw-0123456"}
+        )
     )
     assert (creds.engine, creds.port, creds.dbname) == ("postgres", 5432, None)
     assert "pw-0123456" not in repr(creds)
@@ -23,7 +25,12 @@ def test_credentials_from_rotation_secret() -> None:
         ("[]", "must be a JSON object"),
         (json.dumps({"engine": "mysql", "host": "h", "username": "u"}), "'password'"),
         (json.dumps({"engine": "db2", "host": "h", "username": "u", "password": "p"}), "'engine'"),
-        (json.dumps({"engine": "mysql", "host": "h", "username": "u", "password": "p", "port": "x"}), "'port'"),
+        (
+            json.dumps(
+                {"engine": "mysql", "host": "h", "username": "u", "password": "p", "port": "x"}
+            ),
+            "'port'",
+        ),
     ],
 )
 def test_bad_secrets(text: str, message: str) -> None:

@@ -10,7 +10,11 @@ TOKEN = "0123456789abcdef0123456789abcdef"
 
 
 def event(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"Step": "setSecret", "SecretId": "arn:aws:x", "ClientRequestToken": TOKEN}
+    base: dict[str, Any] = {
+        "Step": "setSecret",
+        "SecretId": "arn:aws:x",
+        "ClientRequestToken": TOKEN,
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not ...}
 

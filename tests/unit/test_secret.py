@@ -12,7 +12,10 @@ PASSWORD = "Pa55-word-that-must-never-show"
 
 def secret(**overrides: Any) -> str:
     base: dict[str, Any] = {
-        "engine": "postgres", "host": "db.example", "username": "app", "password": PASSWORD,
+        "engine": "postgres",
+        "host": "db.example",
+        "username": "app",
+        "password": PASSWORD,
     }
     base.update(overrides)
     return json.dumps({k: v for k, v in base.items() if v is not ...})

@@ -50,8 +50,10 @@ def test_policy_from_env() -> None:
         ({s.ENV_EXCLUDE_NUMBERS: "perhaps"}, "KEYTURN_EXCLUDE_NUMBERS must be true or false"),
         (
             {
-                s.ENV_EXCLUDE_NUMBERS: "1", s.ENV_EXCLUDE_PUNCTUATION: "1",
-                s.ENV_EXCLUDE_UPPERCASE: "1", s.ENV_EXCLUDE_LOWERCASE: "1",
+                s.ENV_EXCLUDE_NUMBERS: "1",
+                s.ENV_EXCLUDE_PUNCTUATION: "1",
+                s.ENV_EXCLUDE_UPPERCASE: "1",
+                s.ENV_EXCLUDE_LOWERCASE: "1",
             },
             "excludes every character type",
         ),
@@ -73,7 +75,11 @@ def test_connect_from_env(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text("x")
     settings = ConnectSettings.from_env(
-        {s.ENV_TLS_MODE: "Verify-CA", s.ENV_TLS_CA_BUNDLE: str(bundle), s.ENV_CONNECT_TIMEOUT: "2.5"}
+        {
+            s.ENV_TLS_MODE: "Verify-CA",
+            s.ENV_TLS_CA_BUNDLE: str(bundle),
+            s.ENV_CONNECT_TIMEOUT: "2.5",
+        }
     )
     assert settings == ConnectSettings(TlsMode.VERIFY_CA, str(bundle), 2.5)
 
