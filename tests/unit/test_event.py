@@ -67,3 +67,12 @@ def test_errors_do_not_echo_values() -> None:
     with pytest.raises(EventError) as info:
         RotationEvent.parse(event(Step=hostile))
     assert hostile not in str(info.value)
+
+
+def test_the_sample_events_parse() -> None:
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "sam" / "events"
+    steps = {RotationEvent.parse(json.loads(p.read_text())).step for p in folder.glob("*.json")}
+    assert steps == set(Step)
