@@ -20,6 +20,7 @@ from rotation_lambdas import (
 )
 from rotation_lambdas.driver import register_stand_in_function
 from tests.support.fakes import FakeAdapter, FakeDatabase
+from tests.support.harness import SecretHarness
 from tests.support.leaks import LeakWatch
 from tests.support.strict_sm import StrictSecretsManager
 
@@ -35,28 +36,10 @@ APP_SECRET: dict[str, Any] = {
 
 
 @dataclass
-class World:
+class World(SecretHarness):
     """In-process moto, a secret with rotation enabled, a fake database and an engine."""
 
-    client: StrictSecretsManager
-    arn: str
-    function_arn: str
     db: FakeDatabase
-    engine: RotationEngine
-    leaks: LeakWatch
-
-    def start_rotation(self, token: str) -> str:
-        """What the service does before createSecret: an empty AWSPENDING version."""
-        self.client.rotate_secret(
-            SecretId=self.arn,
-            ClientRequestToken=token,
-            RotationLambdaARN=self.function_arn,
-            RotationRules={"AutomaticallyAfterDays": 30},
-        )
-        return token
-
-    def run(self, step: str, token: str, **extra: str) -> None:
-        self.engine.run({"Step": step, "SecretId": self.arn, "ClientRequestToken": token, **extra})
 
     def value(self, stage: str, version_id: str | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"SecretId": self.arn, "VersionStage": stage}
@@ -66,12 +49,6 @@ class World:
         self.leaks.add_secret_string(text)
         data: dict[str, Any] = json.loads(text)
         return data
-
-    def versions(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = self.client.describe_secret(SecretId=self.arn)[
-            "VersionIdsToStages"
-        ]
-        return out
 
     def snapshot(self) -> tuple[dict[str, list[str]], dict[str, str], dict[Any, str]]:
         """Everything a failed step must leave untouched: stages, values, database passwords."""
@@ -105,4 +82,4 @@ def world(leak_watch: LeakWatch) -> Iterator[World]:
             policy=PasswordPolicy(),
             logger=LOGGER,
         )
-        yield World(client, arn, function_arn, db, engine, leak_watch)
+        yield World(client, arn, function_arn, engine, leak_watch, db)

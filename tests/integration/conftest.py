@@ -16,11 +16,12 @@ from moto import mock_aws
 
 from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
 from keyturn_local.users import create_app_user
-from rotation_lambdas import DatabaseSecret, EngineFamily, RotationEngine
+from rotation_lambdas import DatabaseSecret, EngineFamily
 from rotation_lambdas.adapters import DatabaseAdapter
 from rotation_lambdas.driver import RotationReport, register_stand_in_function, rotate
 from rotation_lambdas.handlers import build_engine, make_adapter
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
+from tests.support.harness import SecretHarness
 from tests.support.leaks import LeakWatch
 from tests.support.strict_sm import StrictSecretsManager
 
@@ -42,17 +43,12 @@ def mariadb_server() -> Iterator[MariaDBServer]:
 
 
 @dataclass
-class DbWorld:
+class DbWorld(SecretHarness):
     """One engine's server, an application user, its secret in moto and a rotation engine."""
 
     engine_name: str
     server: Server
-    client: StrictSecretsManager
-    arn: str
-    function_arn: str
-    engine: RotationEngine
     adapter: DatabaseAdapter[Any]
-    leaks: LeakWatch
     initial: dict[str, Any]
 
     @property
@@ -67,17 +63,6 @@ class DbWorld:
         self.watch_all_versions()
         return report
 
-    def run(self, step: str, token: str) -> None:
-        self.engine({"Step": step, "SecretId": self.arn, "ClientRequestToken": token})
-
-    def start_rotation(self, token: str) -> None:
-        self.client.rotate_secret(
-            SecretId=self.arn,
-            ClientRequestToken=token,
-            RotationLambdaARN=self.function_arn,
-            RotationRules={"AutomaticallyAfterDays": 30},
-        )
-
     def secret(self, stage: str, version_id: str | None = None) -> DatabaseSecret:
         kwargs: dict[str, Any] = {"SecretId": self.arn, "VersionStage": stage}
         if version_id:
@@ -86,26 +71,12 @@ class DbWorld:
         self.leaks.add_secret_string(text)
         return DatabaseSecret.parse(text, label=stage)
 
-    def watch_all_versions(self) -> None:
-        for version_id in self.client.describe_secret(SecretId=self.arn)["VersionIdsToStages"]:
-            try:
-                text = self.client.get_secret_value(SecretId=self.arn, VersionId=version_id)
-            except self.client.exceptions.ResourceNotFoundException:
-                continue
-            self.leaks.add_secret_string(text["SecretString"])
-
     def logs_in(self, secret: DatabaseSecret) -> bool:
         conn = self.adapter.try_connect(secret)
         if conn is None:
             return False
         self.adapter.close(conn)
         return True
-
-    def versions(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = self.client.describe_secret(SecretId=self.arn)[
-            "VersionIdsToStages"
-        ]
-        return out
 
 
 def family_of(engine_name: str) -> EngineFamily:
@@ -143,7 +114,7 @@ def make_world(
     env = {ENV_TLS_CA_BUNDLE: str(server.tls_files.ca_cert)}
     engine = build_engine(family, client=client.sm, env=env)
     adapter = make_adapter(family, ConnectSettings.from_env(env))
-    return DbWorld(engine_name, server, client, arn, function_arn, engine, adapter, leaks, initial)
+    return DbWorld(client, arn, function_arn, engine, leaks, engine_name, server, adapter, initial)
 
 
 @pytest.fixture(params=ENGINES)
