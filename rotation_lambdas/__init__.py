@@ -1,9 +1,9 @@
 """Keyturn rotation functions for AWS Secrets Manager.
 
 The path from an event to the database: :mod:`.handlers` (Lambda entry points) ->
-:class:`RotationEngine` (the four-step protocol) -> a strategy (:class:`SingleUserStrategy`) -> a
-database adapter (``adapters.postgres``, ``adapters.mysql``; imported on demand so a function
-carries only its own driver).
+:class:`RotationEngine` (the four-step protocol) -> a strategy (:class:`SingleUserStrategy` or
+:class:`AlternatingUsersStrategy`) -> a database adapter (``adapters.postgres``,
+``adapters.mysql``; imported on demand so a function carries only its own driver).
 """
 
 from __future__ import annotations
@@ -27,12 +27,19 @@ from .secret import DatabaseSecret, EngineFamily, TlsMode
 from .secrets_store import SecretsStore
 from .settings import ConnectSettings, PasswordPolicy
 from .stages import AWSCURRENT, AWSPENDING, AWSPREVIOUS, SecretMetadata
-from .strategies import SingleUserStrategy, StepContext, Strategy
+from .strategies import (
+    AlternatingUsersStrategy,
+    ParityError,
+    SingleUserStrategy,
+    StepContext,
+    Strategy,
+)
 
 __all__ = [
     "AWSCURRENT",
     "AWSPENDING",
     "AWSPREVIOUS",
+    "AlternatingUsersStrategy",
     "AuthenticationError",
     "ConfigurationError",
     "ConnectSettings",
@@ -40,6 +47,7 @@ __all__ = [
     "EngineFamily",
     "EventError",
     "NetworkError",
+    "ParityError",
     "PasswordPolicy",
     "PrivilegeError",
     "ProtocolError",

@@ -116,12 +116,12 @@ class RotationEngine:
         current = self._require(event.secret_id, AWSCURRENT)
         pending = self._pending(event)
         self.strategy.check_pair(current, pending)
-        self.strategy.set_secret(self._context(event), current, pending)
+        self.strategy.set_secret(self._context(event, metadata), current, pending)
 
     def test_secret(self, event: RotationEvent, metadata: SecretMetadata) -> None:
         """Log in with the pending credentials and probe."""
         pending = self._pending(event)
-        self.strategy.test_secret(self._context(event), pending)
+        self.strategy.test_secret(self._context(event, metadata), pending)
 
     def finish_secret(self, event: RotationEvent, metadata: SecretMetadata) -> None:
         """Move AWSCURRENT to the token's version (the guard already returned if it is there)."""
@@ -133,12 +133,23 @@ class RotationEngine:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _context(self, event: RotationEvent) -> StepContext:
+    def _context(self, event: RotationEvent, metadata: SecretMetadata) -> StepContext:
         def load_stage(stage: str) -> DatabaseSecret | None:
             text = self.store.get_value(event.secret_id, stage=stage)
             return None if text is None else self._validated(text, stage)
 
-        return StepContext(logger=self.logger, load_stage=load_stage)
+        def load_secret(secret_id: str, label: str) -> DatabaseSecret:
+            text = self.store.get_value(secret_id, stage=AWSCURRENT)
+            if text is None:
+                raise ConfigurationError(f"the {label} has no AWSCURRENT value")
+            return self._validated(text, label)
+
+        return StepContext(
+            logger=self.logger,
+            load_stage=load_stage,
+            load_secret=load_secret,
+            secret_arn=metadata.arn or event.secret_id,
+        )
 
     def _require(self, secret_id: str, stage: str) -> DatabaseSecret:
         text = self.store.get_value(secret_id, stage=stage)
@@ -160,8 +171,7 @@ class RotationEngine:
         family = self.strategy.adapter.family
         if secret.family is not family:
             raise ConfigurationError(
-                f"the {label} secret's engine '{secret.engine}' is not handled by this "
-                f"{family.value} function",
+                f"{label}: engine '{secret.engine}' is not handled by this {family.value} function",
                 hint="configure the secret's rotation with the function for its engine",
             )
         return secret

@@ -1,12 +1,14 @@
 """Lambda entry points: one per engine family and strategy, all on one code base.
 
-``Handler: rotation_lambdas.handlers.postgres_single_user`` in the template. The engine is built on
+``Handler: rotation_lambdas.handlers.postgres_single_user`` (or ``mysql_single_user``,
+``postgres_alternating_users``, ``mysql_alternating_users``) in the template. The engine is built on
 the first invocation and reused while the execution environment stays warm. Only the driver of the
 function's own engine family is imported.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +16,12 @@ import boto3
 
 from .adapters.base import DatabaseAdapter
 from .engine import RotationEngine
+from .errors import ConfigurationError
 from .secret import EngineFamily
 from .secrets_store import SecretsStore
-from .settings import ConnectSettings, PasswordPolicy
+from .settings import ENV_SUPERUSER_SECRET_ARN, ConnectSettings, PasswordPolicy
+from .strategies.alternating_users import AlternatingUsersStrategy
+from .strategies.base import Strategy
 from .strategies.single_user import SingleUserStrategy
 
 if TYPE_CHECKING:
@@ -36,40 +41,59 @@ def make_adapter(family: EngineFamily, settings: ConnectSettings) -> DatabaseAda
     return MySQLAdapter(settings)
 
 
+SINGLE_USER = "single_user"
+ALTERNATING_USERS = "alternating_users"
+STRATEGIES = (SINGLE_USER, ALTERNATING_USERS)
+
+
 def build_engine(
     family: EngineFamily,
+    strategy: str = SINGLE_USER,
     *,
     client: SecretsManagerClient | None = None,
     env: Mapping[str, str] | None = None,
 ) -> RotationEngine:
-    """A single-user rotation engine for ``family``, configured from ``env`` (default: os.environ).
+    """A rotation engine for ``family`` and ``strategy``, configured from ``env`` (os.environ).
 
     The Secrets Manager endpoint follows boto3's own settings, including
     ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` for private VPC endpoints.
     """
-    adapter = make_adapter(family, ConnectSettings.from_env(env))
+    environ = os.environ if env is None else env
+    adapter = make_adapter(family, ConnectSettings.from_env(environ))
+    chosen: Strategy[Any]
+    if strategy == SINGLE_USER:
+        chosen = SingleUserStrategy(adapter)
+    elif strategy == ALTERNATING_USERS:
+        chosen = AlternatingUsersStrategy(adapter, environ.get(ENV_SUPERUSER_SECRET_ARN))
+    else:
+        raise ConfigurationError(f"unknown strategy; expected one of {', '.join(STRATEGIES)}")
     store = SecretsStore(client if client is not None else boto3.client("secretsmanager"))
-    return RotationEngine(SingleUserStrategy(adapter), store, policy=PasswordPolicy.from_env(env))
+    return RotationEngine(chosen, store, policy=PasswordPolicy.from_env(environ))
 
 
-def _handler(family: EngineFamily) -> Handler:
+def _handler(family: EngineFamily, strategy: str) -> Handler:
     engine: RotationEngine | None = None
 
     def handler(event: Mapping[str, Any], context: Any) -> None:
         nonlocal engine
         if engine is None:
-            engine = build_engine(family)
+            engine = build_engine(family, strategy)
         engine.run(event)
 
-    handler.__name__ = f"{family.value}_single_user"
-    handler.__doc__ = f"Lambda handler: single-user rotation for the {family.value} family."
+    prefix = "postgres" if family is EngineFamily.POSTGRESQL else "mysql"
+    handler.__name__ = f"{prefix}_{strategy}"
+    handler.__doc__ = f"Lambda handler: {strategy.replace('_', ' ')} rotation, {family.value}."
     return handler
 
 
-postgres_single_user = _handler(EngineFamily.POSTGRESQL)
-mysql_single_user = _handler(EngineFamily.MYSQL)
+postgres_single_user = _handler(EngineFamily.POSTGRESQL, SINGLE_USER)
+mysql_single_user = _handler(EngineFamily.MYSQL, SINGLE_USER)
+postgres_alternating_users = _handler(EngineFamily.POSTGRESQL, ALTERNATING_USERS)
+mysql_alternating_users = _handler(EngineFamily.MYSQL, ALTERNATING_USERS)
 
 HANDLERS: Mapping[str, Handler] = {
     "postgres_single_user": postgres_single_user,
     "mysql_single_user": mysql_single_user,
+    "postgres_alternating_users": postgres_alternating_users,
+    "mysql_alternating_users": mysql_alternating_users,
 }

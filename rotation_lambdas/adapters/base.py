@@ -92,3 +92,28 @@ class DatabaseAdapter[ConnT](abc.ABC):
             return self.open(secret)
         except AuthenticationError:
             return None
+
+
+class UserAdministration[ConnT](abc.ABC):
+    """What the alternating-users strategy needs, done over a superuser connection.
+
+    The base user is the canonical holder of privileges; the clone mirrors it.
+    """
+
+    @abc.abstractmethod
+    def user_exists(self, conn: ConnT, username: str) -> bool:
+        """Whether ``username`` exists (on any host, for the MySQL family)."""
+
+    @abc.abstractmethod
+    def mirror_clone(
+        self, conn: ConnT, base: str, clone: str, password_if_created: str | None
+    ) -> None:
+        """Create the clone if missing (with that password), then make it mirror the base."""
+
+    @abc.abstractmethod
+    def set_password(self, conn: ConnT, username: str, password: str) -> None:
+        """Set another user's password (every host it is defined on, for the MySQL family)."""
+
+    @abc.abstractmethod
+    def parity_differences(self, conn: ConnT, base: str, clone: str) -> list[str]:
+        """What differs between the two users' effective privileges; empty when at parity."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -23,7 +23,8 @@ from ..errors import (
     TlsError,
 )
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
-from .base import DatabaseAdapter, driver_message, redacted_cause
+from . import postgres_roles as roles
+from .base import DatabaseAdapter, UserAdministration, driver_message, redacted_cause
 
 type PgConnection = psycopg.Connection[Any]
 
@@ -79,8 +80,8 @@ def classify_error(
     return RotationError(f"{where}: {type(exc).__name__} ({detail})")
 
 
-class PostgresAdapter(DatabaseAdapter[PgConnection]):
-    """Database adapter for the PostgreSQL family."""
+class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnection]):
+    """Database adapter for the PostgreSQL family (single user and alternating users)."""
 
     family = EngineFamily.POSTGRESQL
 
@@ -133,3 +134,54 @@ class PostgresAdapter(DatabaseAdapter[PgConnection]):
             raise NetworkError(f"PostgreSQL probe query failed ({driver_message(exc)})") from exc
         if row != (1,):
             raise RotationError("PostgreSQL probe query returned an unexpected result")
+
+    # --- alternating users, over a superuser connection (see postgres_roles) -------------------
+
+    def _verifier(self, conn: PgConnection, username: str, password: str) -> str:
+        return conn.pgconn.encrypt_password(
+            password.encode(), username.encode(), b"scram-sha-256"
+        ).decode()
+
+    def user_exists(self, conn: PgConnection, username: str) -> bool:
+        with _as_superuser("look up users", ()):
+            return roles.role_state(conn, username) is not None
+
+    def mirror_clone(
+        self, conn: PgConnection, base: str, clone: str, password_if_created: str | None
+    ) -> None:
+        secrets: list[str] = [password_if_created or ""]
+        with _as_superuser(f"make '{clone}' act as '{base}'", secrets):
+            verifier = None
+            if password_if_created is not None:
+                verifier = self._verifier(conn, clone, password_if_created)
+                secrets.append(verifier)
+            roles.mirror_clone(conn, base, clone, verifier)
+
+    def set_password(self, conn: PgConnection, username: str, password: str) -> None:
+        secrets = [password]
+        with _as_superuser(f"set the password of '{username}'", secrets):
+            verifier = self._verifier(conn, username, password)
+            secrets.append(verifier)
+            roles.set_password(conn, username, verifier)
+
+    def parity_differences(self, conn: PgConnection, base: str, clone: str) -> list[str]:
+        with _as_superuser("compare users", ()):
+            return roles.parity_differences(conn, base, clone)
+
+
+@contextlib.contextmanager
+def _as_superuser(what: str, secrets: list[str] | tuple[()]) -> Iterator[None]:
+    """Translate errors of the superuser session; messages are redacted and name the action."""
+    try:
+        yield
+    except LookupError as exc:
+        raise ConfigurationError(f"cannot {what}: {exc}") from None
+    except psycopg.Error as exc:
+        detail = driver_message(exc, secrets)
+        if getattr(exc, "sqlstate", None) in _PRIVILEGE_SQLSTATES or "permission denied" in detail:
+            raise PrivilegeError(
+                f"the superuser may not {what} ({detail})",
+                hint="the superuser needs CREATEROLE (and ADMIN OPTION on the base user from "
+                "PostgreSQL 16)",
+            ) from redacted_cause(exc, secrets)
+        raise RotationError(f"cannot {what} ({detail})") from redacted_cause(exc, secrets)

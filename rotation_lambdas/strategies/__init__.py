@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from .alternating_users import AlternatingUsersStrategy, ParityError
 from .base import StepContext, Strategy
 from .single_user import SingleUserStrategy
 
-__all__ = ["SingleUserStrategy", "StepContext", "Strategy"]
+__all__ = [
+    "AlternatingUsersStrategy",
+    "ParityError",
+    "SingleUserStrategy",
+    "StepContext",
+    "Strategy",
+]

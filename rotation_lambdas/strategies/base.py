@@ -21,6 +21,10 @@ class StepContext:
     logger: Logger
     load_stage: Callable[[str], DatabaseSecret | None]
     """Load and validate the secret at a version stage (e.g. AWSPREVIOUS), or None if absent."""
+    load_secret: Callable[[str, str], DatabaseSecret]
+    """Load and validate another secret's AWSCURRENT by ARN; the second argument labels errors."""
+    secret_arn: str
+    """The ARN of the secret being rotated."""
 
 
 class Strategy[ConnT](abc.ABC):
