@@ -105,10 +105,12 @@ class UserAdministration[ConnT](abc.ABC):
         """Whether ``username`` exists (on any host, for the MySQL family)."""
 
     @abc.abstractmethod
-    def mirror_clone(
-        self, conn: ConnT, base: str, clone: str, password_if_created: str | None
-    ) -> None:
-        """Create the clone if missing (with that password), then make it mirror the base."""
+    def mirror_clone(self, conn: ConnT, base: str, clone: str, clone_password: str) -> None:
+        """Create the clone if missing (with ``clone_password``), then make it mirror the base.
+
+        ``clone_password`` is the clone's password: the pending one when the clone is rotating,
+        its current one otherwise (needed when the base gained a host the clone lacks).
+        """
 
     @abc.abstractmethod
     def set_password(self, conn: ConnT, username: str, password: str) -> None:

@@ -9,11 +9,8 @@ sent as a bound parameter over TLS.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
 import ssl
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pymysql
@@ -28,7 +25,14 @@ from ..errors import (
     TlsError,
 )
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
-from .base import DatabaseAdapter, driver_message, redacted_cause
+from . import mysql_users
+from .base import DatabaseAdapter, UserAdministration, driver_message, redacted_cause
+from .mysql_statements import (
+    ServerVersion,
+    Statement,
+    native_password_hash,
+    own_password_statement,
+)
 
 type MyConnection = Connection[Any]
 
@@ -39,78 +43,6 @@ ER_SPECIFIC_ACCESS_DENIED = 1227
 ER_TABLEACCESS_DENIED = 1142
 CR_CONN_HOST_ERROR = 2003
 CR_SSL_CONNECTION_ERROR = 2026
-
-_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ServerVersion:
-    """A MySQL-family server version, parsed from ``SELECT VERSION()``.
-
-    >>> ServerVersion.parse("10.11.6-MariaDB-0+deb12u1")
-    ServerVersion(mariadb=True, major=10, minor=11, patch=6)
-    >>> ServerVersion.parse("8.0.36")
-    ServerVersion(mariadb=False, major=8, minor=0, patch=36)
-    """
-
-    mariadb: bool
-    major: int
-    minor: int
-    patch: int
-
-    @classmethod
-    def parse(cls, text: str) -> ServerVersion:
-        """Parse a version string; raise :class:`ConfigurationError` if it is not one."""
-        mariadb = "mariadb" in text.lower()
-        # MariaDB's handshake prefixes "5.5.5-" for old replication clients.
-        if mariadb and text.startswith("5.5.5-"):
-            text = text[len("5.5.5-") :]
-        match = _VERSION.match(text.strip())
-        if match is None:
-            raise ConfigurationError("the server's VERSION() is not a recognisable version")
-        major, minor, patch = (int(g) if g else 0 for g in match.groups())
-        return cls(mariadb=mariadb, major=major, minor=minor, patch=patch)
-
-    @property
-    def triple(self) -> tuple[int, int, int]:
-        return (self.major, self.minor, self.patch)
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    """SQL text with its bound parameters; ``repr`` hides the parameters (they are secrets)."""
-
-    sql: str
-    params: tuple[str, ...] = field(default=(), repr=False)
-
-
-def native_password_hash(password: str) -> str:
-    """The ``mysql_native_password`` hash: ``*`` + upper hex of SHA1(SHA1(password))."""
-    inner = hashlib.sha1(password.encode("utf-8")).digest()  # noqa: S324 - the protocol's hash
-    return "*" + hashlib.sha1(inner).hexdigest().upper()  # noqa: S324
-
-
-def own_password_statement(
-    version: ServerVersion, new_password: str, login_password: str
-) -> Statement:
-    """The statement a logged-in user runs to change its own password on ``version``.
-
-    - MariaDB (any): ``SET PASSWORD = '<native hash>'`` - the only self-service form that needs no
-      CREATE USER privilege, and it keeps the password off the wire.
-    - MySQL before 5.7.6: ``SET PASSWORD = PASSWORD(?)``.
-    - MySQL 5.7.6 to 8.0.12: ``ALTER USER CURRENT_USER() IDENTIFIED BY ?``.
-    - MySQL 8.0.13 and later: the same with ``REPLACE ?`` (the current password), so accounts with
-      ``PASSWORD REQUIRE CURRENT`` rotate too.
-    """
-    if version.mariadb:
-        return Statement("SET PASSWORD = %s", (native_password_hash(new_password),))
-    if version.triple < (5, 7, 6):
-        return Statement("SET PASSWORD = PASSWORD(%s)", (new_password,))
-    if version.triple < (8, 0, 13):
-        return Statement("ALTER USER CURRENT_USER() IDENTIFIED BY %s", (new_password,))
-    return Statement(
-        "ALTER USER CURRENT_USER() IDENTIFIED BY %s REPLACE %s", (new_password, login_password)
-    )
 
 
 def classify_error(
@@ -145,8 +77,8 @@ def classify_error(
     return RotationError(f"{where}: {type(exc).__name__} ({detail})")
 
 
-class MySQLAdapter(DatabaseAdapter[MyConnection]):
-    """Database adapter for MySQL, MariaDB and Aurora MySQL."""
+class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnection]):
+    """Database adapter for MySQL, MariaDB and Aurora MySQL (single and alternating users)."""
 
     family = EngineFamily.MYSQL
 
@@ -228,3 +160,63 @@ class MySQLAdapter(DatabaseAdapter[MyConnection]):
             raise NetworkError(f"MySQL probe query failed ({driver_message(exc)})") from exc
         if row != (1,):
             raise RotationError("MySQL probe query returned an unexpected result")
+
+    # --- alternating users, over a superuser connection (see mysql_users) ----------------------
+
+    def user_exists(self, conn: MyConnection, username: str) -> bool:
+        with _as_superuser("look up users", ()):
+            return bool(mysql_users.hosts_of(conn, username))
+
+    def mirror_clone(self, conn: MyConnection, base: str, clone: str, clone_password: str) -> None:
+        secrets = [clone_password, native_password_hash(clone_password)]
+        with _as_superuser(f"make '{clone}' mirror '{base}'", secrets):
+            mysql_users.mirror_clone(conn, self.server_version(conn), base, clone, clone_password)
+
+    def set_password(self, conn: MyConnection, username: str, password: str) -> None:
+        secrets = [password, native_password_hash(password)]
+        with _as_superuser(f"set the password of '{username}'", secrets):
+            mysql_users.set_password(conn, self.server_version(conn), username, password)
+
+    def parity_differences(self, conn: MyConnection, base: str, clone: str) -> list[str]:
+        with _as_superuser("compare users", ()):
+            return mysql_users.parity_differences(conn, base, clone)
+
+
+_PRIVILEGE_CODES = (
+    ER_SPECIFIC_ACCESS_DENIED,
+    ER_TABLEACCESS_DENIED,
+    ER_DBACCESS_DENIED,
+    1045,
+    1370,
+)
+
+
+@contextlib.contextmanager
+def _as_superuser(what: str, secrets: list[str] | tuple[()]) -> Iterator[None]:
+    """Translate errors of the superuser session; messages are redacted and name the action."""
+    try:
+        yield
+    except LookupError as exc:
+        raise ConfigurationError(f"cannot {what}: {exc}") from None
+    except pymysql.MySQLError as exc:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        detail = driver_message(exc, secrets)
+        if code in _PRIVILEGE_CODES:
+            raise PrivilegeError(
+                f"the superuser may not {what} (error {code}: {detail})",
+                hint="the superuser needs CREATE USER, SELECT on mysql.user, every privilege it "
+                "grants WITH GRANT OPTION, and the base user's roles WITH ADMIN OPTION",
+            ) from redacted_cause(exc, secrets)
+        raise RotationError(f"cannot {what} (error {code}: {detail})") from redacted_cause(
+            exc, secrets
+        )
+
+
+__all__ = [
+    "MySQLAdapter",
+    "ServerVersion",
+    "Statement",
+    "classify_error",
+    "native_password_hash",
+    "own_password_statement",
+]

@@ -146,15 +146,11 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
         with _as_superuser("look up users", ()):
             return roles.role_state(conn, username) is not None
 
-    def mirror_clone(
-        self, conn: PgConnection, base: str, clone: str, password_if_created: str | None
-    ) -> None:
-        secrets: list[str] = [password_if_created or ""]
+    def mirror_clone(self, conn: PgConnection, base: str, clone: str, clone_password: str) -> None:
+        secrets = [clone_password]
         with _as_superuser(f"make '{clone}' act as '{base}'", secrets):
-            verifier = None
-            if password_if_created is not None:
-                verifier = self._verifier(conn, clone, password_if_created)
-                secrets.append(verifier)
+            verifier = self._verifier(conn, clone, clone_password)
+            secrets.append(verifier)
             roles.mirror_clone(conn, base, clone, verifier)
 
     def set_password(self, conn: PgConnection, username: str, password: str) -> None:

@@ -117,15 +117,13 @@ def _alter_setting(conn: Conn, role: str, scope: Scope, name: str, value: str | 
             conn.execute(sql.SQL("{} SET {} FROM CURRENT").format(target, sql.Identifier(name)))
 
 
-def mirror_clone(conn: Conn, base: str, clone: str, verifier_if_created: str | None) -> None:
-    """Create the clone if needed and make it act as, and look like, the base."""
+def mirror_clone(conn: Conn, base: str, clone: str, verifier: str) -> None:
+    """Create the clone if needed (with ``verifier``); make it act as, and look like, the base."""
     base_state = role_state(conn, base)
     if base_state is None:
         raise LookupError(f"the base user '{base}' does not exist")
     if role_state(conn, clone) is None:
-        if verifier_if_created is None:
-            raise LookupError(f"the user '{clone}' does not exist")
-        create_login_role(conn, clone, verifier_if_created)
+        create_login_role(conn, clone, verifier)
     clone_state = role_state(conn, clone)
     assert clone_state is not None
     attributes = sql.SQL("ALTER ROLE {} WITH LOGIN CONNECTION LIMIT {}").format(

@@ -126,8 +126,8 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
             else:
                 self.admin.set_password(conn, base, pending.password)
                 if self.admin.user_exists(conn, clone):
-                    # The clone is in use: keep it in step with grants added to the base since.
-                    self.admin.mirror_clone(conn, base, clone, None)
+                    # The clone is in use (it is AWSCURRENT): keep it in step with the base.
+                    self.admin.mirror_clone(conn, base, clone, current.password)
         ctx.logger.info(
             "password set by the superuser; the clone mirrors the base",
             extra={"username": pending.username, "base": base},

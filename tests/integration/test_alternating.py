@@ -302,7 +302,8 @@ def test_pending_username_not_the_alternate(pair: Pair) -> None:
     with pytest.raises(ConfigurationError, match="not the alternate"):
         db.run("setSecret", TOKEN)
     assert db.versions() == before
-    with admin_postgres(db.server) as conn:  # type: ignore[arg-type]
+    assert isinstance(db.server, PostgresServer)
+    with admin_postgres(db.server) as conn:
         assert (
             conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'someone_else'").fetchone() is None
         )

@@ -1,0 +1,421 @@
+"""MySQL-family grants: parsed from ``SHOW GRANTS`` / ``SHOW CREATE USER``, compared, re-issued.
+
+A tokenizer that knows the syntax (backquoted identifiers with doubled backquotes, quoted strings
+with escapes, punctuation) feeds a small parser; grants become normalized records that can be
+compared between two users and turned back into GRANT / REVOKE statements for another user.
+Identifiers are re-quoted by us; users, hosts and strings travel as bound parameters; privilege
+names must be keywords. Nothing from the server's text is spliced into SQL unchecked.
+
+Errors never quote the grant text: ``SHOW GRANTS`` lines can hold password hashes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from ..errors import ConfigurationError
+
+_KEYWORD = re.compile(r"[A-Z][A-Z0-9_]*")
+_OBJECT_TYPES = ("TABLE", "FUNCTION", "PROCEDURE", "PACKAGE")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str  # "word", "ident" (backquoted), "string" (quoted), "punct"
+    value: str
+
+    def is_word(self, *words: str) -> bool:
+        return self.kind == "word" and self.value.upper() in words
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split a statement into tokens; quoted forms are unescaped."""
+    tokens: list[Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch == "`":
+            value, i = _quoted(text, i, "`", backslash=False)
+            tokens.append(Token("ident", value))
+        elif ch in "'\"":
+            value, i = _quoted(text, i, ch, backslash=True)
+            tokens.append(Token("string", value))
+        elif ch in "(),.@*=;":
+            tokens.append(Token("punct", ch))
+            i += 1
+        else:
+            start = i
+            while i < n and not text[i].isspace() and text[i] not in "`'\"(),.@*=;":
+                i += 1
+            tokens.append(Token("word", text[start:i]))
+    return tokens
+
+
+def _quoted(text: str, start: int, quote: str, *, backslash: bool) -> tuple[str, int]:
+    out: list[str] = []
+    i = start + 1
+    while i < len(text):
+        ch = text[i]
+        if backslash and ch == "\\" and i + 1 < len(text):
+            out.append(text[i + 1])
+            i += 2
+        elif ch == quote:
+            if i + 1 < len(text) and text[i + 1] == quote:
+                out.append(quote)
+                i += 2
+            else:
+                return "".join(out), i + 1
+        else:
+            out.append(ch)
+            i += 1
+    raise ConfigurationError("a grant statement has an unterminated quoted name")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class GrantObject:
+    """What a privilege is on: ``*.*``, ``db.*``, ``db.table``, or a routine."""
+
+    object_type: str  # "" for tables and levels, else FUNCTION / PROCEDURE / PACKAGE [BODY]
+    database: str  # "*" for every database
+    name: str  # "*" for every table
+
+    def sql(self) -> str:
+        """The ON clause's object, identifiers quoted by us."""
+        db = "*" if self.database == "*" else quote_ident(self.database)
+        name = "*" if self.name == "*" else quote_ident(self.name)
+        prefix = f"{self.object_type} " if self.object_type else ""
+        return f"{prefix}{db}.{name}"
+
+    def describe(self) -> str:
+        return self.sql()
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Privilege:
+    """One privilege (on one column, when ``column`` is set) on one object."""
+
+    obj: GrantObject
+    name: str  # upper case keywords, single-spaced; "GRANT OPTION" for WITH GRANT OPTION
+    column: str = ""
+
+    def describe(self) -> str:
+        column = f" ({quote_ident(self.column)})" if self.column else ""
+        return f"{self.name}{column} ON {self.obj.describe()}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RoleGrant:
+    role: str
+    role_host: str | None = None  # MySQL 8 roles have hosts; MariaDB roles do not
+    admin: bool = False
+
+
+@dataclass(slots=True)
+class UserGrants:
+    """Everything ``SHOW GRANTS`` says about one account."""
+
+    privileges: set[Privilege] = field(default_factory=set)
+    roles: set[RoleGrant] = field(default_factory=set)
+    default_roles: tuple[str, ...] = ()
+    proxies: set[tuple[str, str, bool]] = field(default_factory=set)
+
+
+def quote_ident(name: str) -> str:
+    """A backquoted identifier; ``%`` doubled because PyMySQL formats statements with ``%``."""
+    return "`" + name.replace("`", "``").replace("%", "%%") + "`"
+
+
+def keyword(name: str) -> str:
+    """A privilege keyword, checked: only letters, digits, underscores and single spaces."""
+    words = name.upper().split()
+    if not words or not all(_KEYWORD.fullmatch(w) for w in words):
+        raise ConfigurationError("a grant names a privilege that is not a keyword")
+    return " ".join(words)
+
+
+class _Parser:
+    def __init__(self, tokens: list[Token]) -> None:
+        self.tokens = tokens
+        self.pos = 0
+
+    def peek(self, offset: int = 0) -> Token | None:
+        i = self.pos + offset
+        return self.tokens[i] if i < len(self.tokens) else None
+
+    def take(self) -> Token:
+        token = self.peek()
+        if token is None:
+            raise ConfigurationError("a grant statement ends too early")
+        self.pos += 1
+        return token
+
+    def expect_word(self, *words: str) -> None:
+        token = self.take()
+        if not token.is_word(*words):
+            raise ConfigurationError(f"a grant statement lacks {' or '.join(words)}")
+
+    def at_word(self, *words: str) -> bool:
+        token = self.peek()
+        return token is not None and token.is_word(*words)
+
+    def at_punct(self, value: str) -> bool:
+        token = self.peek()
+        return token is not None and token.kind == "punct" and token.value == value
+
+    def name(self) -> str:
+        token = self.take()
+        if token.kind in ("ident", "string", "word"):
+            return token.value
+        raise ConfigurationError("a grant statement has a name where none is allowed")
+
+    def account(self) -> tuple[str, str | None]:
+        user = self.name()
+        if self.at_punct("@"):
+            self.take()
+            return user, self.name()
+        return user, None
+
+
+def _top_level_has_on(tokens: list[Token]) -> bool:
+    depth = 0
+    for token in tokens:
+        if token.kind == "punct" and token.value == "(":
+            depth += 1
+        elif token.kind == "punct" and token.value == ")":
+            depth -= 1
+        elif depth == 0 and token.is_word("TO"):
+            return False
+        elif depth == 0 and token.is_word("ON"):
+            return True
+    return False
+
+
+def parse_show_grants(lines: Iterable[str]) -> UserGrants:
+    """Normalize an account's ``SHOW GRANTS`` output (MySQL 5.7/8.x or MariaDB)."""
+    grants = UserGrants()
+    for line in lines:
+        tokens = tokenize(line)
+        if not tokens:
+            continue
+        parser = _Parser(tokens)
+        head = parser.take()
+        if head.is_word("SET"):
+            _parse_default_role(parser, grants)
+        elif head.is_word("GRANT"):
+            if _top_level_has_on(tokens[1:]):
+                _parse_privileges(parser, grants)
+            else:
+                _parse_roles(parser, grants)
+        elif head.is_word("REVOKE"):
+            raise ConfigurationError(
+                "the account has partial revokes, which alternating users cannot mirror"
+            )
+        else:
+            raise ConfigurationError("SHOW GRANTS returned a statement that is not a grant")
+    return grants
+
+
+def _parse_privileges(p: _Parser, grants: UserGrants) -> None:
+    names: list[tuple[str, tuple[str, ...]]] = []
+    while True:
+        words: list[str] = []
+        while not (p.at_punct(",") or p.at_punct("(") or p.at_word("ON")):
+            token = p.take()
+            if token.kind != "word":
+                raise ConfigurationError("a grant names a privilege that is not a keyword")
+            words.append(token.value)
+        columns: tuple[str, ...] = ()
+        if p.at_punct("("):
+            p.take()
+            cols: list[str] = []
+            while not p.at_punct(")"):
+                cols.append(p.name())
+                if p.at_punct(","):
+                    p.take()
+            p.take()
+            columns = tuple(cols)
+        names.append((keyword(" ".join(words)), columns))
+        if p.at_punct(","):
+            p.take()
+            continue
+        break
+    p.expect_word("ON")
+    if names[0][0] == "PROXY":
+        user, host = p.account()
+        p.expect_word("TO")
+        p.account()
+        grantable = _rest_has_grant_option(p)
+        grants.proxies.add((user, host or "%", grantable))
+        return
+    obj = _parse_object(p)
+    p.expect_word("TO")
+    p.account()
+    grantable = _rest_has_grant_option(p)
+    for name, columns in names:
+        if name == "USAGE":
+            continue
+        if columns:
+            grants.privileges.update(Privilege(obj, name, c) for c in columns)
+        else:
+            grants.privileges.add(Privilege(obj, name))
+    if grantable:
+        grants.privileges.add(Privilege(obj, "GRANT OPTION"))
+
+
+def _parse_object(p: _Parser) -> GrantObject:
+    object_type = ""
+    if p.at_word(*_OBJECT_TYPES):
+        object_type = p.take().value.upper()
+        if object_type == "PACKAGE" and p.at_word("BODY"):
+            p.take()
+            object_type = "PACKAGE BODY"
+        if object_type == "TABLE":
+            object_type = ""
+    first = "*" if p.at_punct("*") else None
+    if first is None:
+        first = p.name()
+    else:
+        p.take()
+    if p.at_punct("."):
+        p.take()
+        if p.at_punct("*"):
+            p.take()
+            second = "*"
+        else:
+            second = p.name()
+        return GrantObject(object_type, first, second)
+    # A bare name is a table of the current database: SHOW GRANTS never prints one.
+    raise ConfigurationError("a grant names an object without its database")
+
+
+def _rest_has_grant_option(p: _Parser) -> bool:
+    grantable = False
+    while p.peek() is not None:
+        token = p.take()
+        if token.is_word("GRANT") and p.at_word("OPTION"):
+            grantable = True
+    return grantable
+
+
+def _parse_roles(p: _Parser, grants: UserGrants) -> None:
+    roles: list[tuple[str, str | None]] = []
+    while True:
+        roles.append(p.account())
+        if p.at_punct(","):
+            p.take()
+            continue
+        break
+    p.expect_word("TO")
+    p.account()
+    admin = False
+    while p.peek() is not None:
+        token = p.take()
+        if token.is_word("ADMIN") and p.at_word("OPTION"):
+            admin = True
+    grants.roles.update(RoleGrant(role, host, admin) for role, host in roles)
+
+
+def _parse_default_role(p: _Parser, grants: UserGrants) -> None:
+    p.expect_word("DEFAULT")
+    p.expect_word("ROLE")
+    if p.at_word("NONE"):
+        grants.default_roles = ()
+        return
+    names: list[str] = []
+    while not p.at_word("FOR", "TO"):
+        names.append(p.name())
+        if p.at_punct("@"):
+            p.take()
+            p.name()
+        if p.at_punct(","):
+            p.take()
+    grants.default_roles = tuple(sorted(names))
+
+
+@dataclass(frozen=True, slots=True)
+class TlsRequirement:
+    """A ``REQUIRE`` clause: NONE, SSL, X509, or ISSUER / SUBJECT / CIPHER strings."""
+
+    kind: str = "NONE"
+    issuer: str | None = None
+    subject: str | None = None
+    cipher: str | None = None
+
+    def clause(self) -> tuple[str, tuple[str, ...]]:
+        """``REQUIRE ...`` SQL text and its parameters."""
+        if self.kind in ("NONE", "SSL", "X509"):
+            return f"REQUIRE {self.kind}", ()
+        parts: list[str] = []
+        params: list[str] = []
+        for word, value in (
+            ("ISSUER", self.issuer),
+            ("SUBJECT", self.subject),
+            ("CIPHER", self.cipher),
+        ):
+            if value is not None:
+                parts.append(f"{word} %s")
+                params.append(value)
+        return "REQUIRE " + " AND ".join(parts), tuple(params)
+
+
+def parse_require(create_user: str) -> TlsRequirement:
+    """The REQUIRE clause of a ``SHOW CREATE USER`` statement (NONE when absent)."""
+    tokens = tokenize(create_user)
+    for i, token in enumerate(tokens):
+        if token.is_word("REQUIRE"):
+            return _require_from(tokens[i + 1 :])
+    return TlsRequirement()
+
+
+def _require_from(tokens: list[Token]) -> TlsRequirement:
+    if not tokens:
+        raise ConfigurationError("a REQUIRE clause is empty")
+    head = tokens[0]
+    if head.is_word("NONE", "SSL", "X509"):
+        return TlsRequirement(head.value.upper())
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.is_word("ISSUER", "SUBJECT", "CIPHER") and i + 1 < len(tokens):
+            values[token.value.upper()] = tokens[i + 1].value
+            i += 2
+        elif token.is_word("AND"):
+            i += 1
+        else:
+            break
+    if not values:
+        raise ConfigurationError("a REQUIRE clause is not understood")
+    return TlsRequirement(
+        "SPECIFIED", values.get("ISSUER"), values.get("SUBJECT"), values.get("CIPHER")
+    )
+
+
+def group_by_object(
+    privileges: Iterable[Privilege],
+) -> Iterator[tuple[GrantObject, list[Privilege]]]:
+    """Privileges grouped per object, in a stable order, for one statement per object."""
+    by_object: dict[GrantObject, list[Privilege]] = {}
+    for privilege in sorted(privileges):
+        by_object.setdefault(privilege.obj, []).append(privilege)
+    yield from by_object.items()
+
+
+def privilege_list(privileges: Iterable[Privilege]) -> str:
+    """``SELECT, UPDATE (`a`, `b`)``: names checked as keywords, columns quoted by us."""
+    whole: list[str] = []
+    columns: dict[str, list[str]] = {}
+    for privilege in privileges:
+        name = keyword(privilege.name)
+        if privilege.column:
+            columns.setdefault(name, []).append(privilege.column)
+        elif name not in whole:
+            whole.append(name)
+    parts = whole + [
+        f"{name} ({', '.join(quote_ident(c) for c in cols)})" for name, cols in columns.items()
+    ]
+    return ", ".join(parts)

@@ -1,0 +1,292 @@
+"""Alternating users on real MariaDB 10.11: two hosts, every grant kind, roles, REQUIRE SSL."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from keyturn_local.servers import MOTO_CONFIG, MariaDBServer
+from keyturn_local.users import admin_mariadb
+from rotation_lambdas import (
+    ConfigurationError,
+    ParityError,
+    PrivilegeError,
+    TlsMode,
+)
+from rotation_lambdas.adapters.mysql_users import (
+    grants_of,
+    hosts_of,
+    parity_differences,
+    require_of,
+)
+from rotation_lambdas.driver import RotationFailed, register_stand_in_function
+from rotation_lambdas.handlers import ALTERNATING_USERS, build_engine, make_adapter
+from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
+from tests.support.leaks import LeakWatch
+from tests.support.strict_sm import StrictSecretsManager
+
+from .conftest import DbWorld, family_of
+
+pytestmark = pytest.mark.integration
+TOKEN = "33333333-4444-5555-6666-777777777777"
+HOSTS = ("%", "localhost")
+_numbers = itertools.count(1)
+
+
+def run_admin(server: MariaDBServer, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    with admin_mariadb(server) as conn, conn.cursor() as cur:
+        for statement, params in statements:
+            cur.execute(statement, params)
+
+
+def make_superuser(
+    server: MariaDBServer, leaks: LeakWatch, name: str, *, powerful: bool
+) -> dict[str, Any]:
+    password = secrets.token_urlsafe(20)
+    leaks.add(password)
+    grant = (
+        "GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION"
+        if powerful
+        else "GRANT SELECT ON mysql.* TO %s@'%%'"
+    )
+    run_admin(
+        server,
+        ("DROP USER IF EXISTS %s@'%%'", (name,)),
+        ("CREATE USER %s@'%%' IDENTIFIED BY %s", (name, password)),
+        (grant, (name,)),
+    )
+    return {
+        "engine": "mariadb",
+        "host": server.admin.host,
+        "port": server.port,
+        "username": name,
+        "password": password,
+    }
+
+
+def make_base_user(server: MariaDBServer, leaks: LeakWatch, base: str) -> dict[str, Any]:
+    """``base`` on two hosts, with database, column, routine and role grants and REQUIRE SSL."""
+    password = secrets.token_urlsafe(20)
+    leaks.add(password)
+    db, role = f"shop_{base}", f"reporting_{base}"
+    statements: list[tuple[str, tuple[Any, ...]]] = [
+        (f"DROP DATABASE IF EXISTS `{db}`", ()),
+        (f"CREATE DATABASE `{db}`", ()),
+        (f"CREATE TABLE `{db}`.customers (id INT PRIMARY KEY, name TEXT, secret TEXT)", ()),
+        (f"CREATE PROCEDURE `{db}`.refresh() SELECT 1", ()),
+        ("DROP ROLE IF EXISTS %s", (role,)),
+        (f"CREATE ROLE `{role}`", ()),
+        (f"GRANT SELECT ON `{db}`.* TO `{role}`", ()),
+    ]
+    for host in HOSTS:
+        statements += [
+            ("DROP USER IF EXISTS %s@%s", (base, host)),
+            ("DROP USER IF EXISTS %s@%s", (base + "_clone", host)),
+            ("CREATE USER %s@%s IDENTIFIED BY %s REQUIRE SSL", (base, host, password)),
+            (f"GRANT `{role}` TO %s@%s", (base, host)),
+            (f"SET DEFAULT ROLE `{role}` FOR %s@%s", (base, host)),
+        ]
+    statements += [
+        (f"GRANT SELECT, INSERT ON `{db}`.* TO %s@'%%' WITH GRANT OPTION", (base,)),
+        (f"GRANT SELECT (id), UPDATE (name) ON `{db}`.customers TO %s@'%%'", (base,)),
+        (f"GRANT EXECUTE ON PROCEDURE `{db}`.refresh TO %s@'%%'", (base,)),
+        (f"GRANT SELECT ON `{db}`.* TO %s@'localhost'", (base,)),
+    ]
+    run_admin(server, *statements)
+    return {
+        "engine": "mariadb",
+        "host": server.admin.host,
+        "port": server.port,
+        "username": base,
+        "password": password,
+        "dbname": db,
+    }
+
+
+class MyPair:
+    def __init__(
+        self, server: MariaDBServer, leaks: LeakWatch, *, base: str, powerful: bool = True
+    ) -> None:
+        assert server.tls_files is not None
+        self.server = server
+        self.base = base
+        initial = make_base_user(server, leaks, base)
+        self.superuser = make_superuser(server, leaks, f"su_{base}"[:32], powerful=powerful)
+        if powerful:  # granting a role needs ADMIN OPTION on it, as on RDS
+            run_admin(
+                server,
+                (
+                    f"GRANT `reporting_{base}` TO %s@'%%' WITH ADMIN OPTION",
+                    (self.superuser["username"],),
+                ),
+            )
+        client = StrictSecretsManager(boto3.client("secretsmanager"))
+        self.superuser_arn = client.create_secret(
+            Name=f"su/{base}", SecretString=json.dumps(self.superuser)
+        )["ARN"]
+        initial["masterarn"] = self.superuser_arn
+        arn = client.create_secret(Name=f"alt/{base}", SecretString=json.dumps(initial))["ARN"]
+        env = {ENV_TLS_CA_BUNDLE: str(server.tls_files.ca_cert)}
+        engine = build_engine(family_of("mariadb"), ALTERNATING_USERS, client=client.sm, env=env)
+        adapter = make_adapter(family_of("mariadb"), ConnectSettings.from_env(env))
+        function_arn = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
+        self.world = DbWorld(
+            client, arn, function_arn, engine, leaks, "mariadb", server, adapter, initial
+        )
+
+    def differences(self) -> list[str]:
+        with admin_mariadb(self.server) as conn:
+            return parity_differences(conn, self.base, self.base + "_clone")
+
+
+@pytest.fixture
+def pair(mariadb_server: MariaDBServer, leak_watch: LeakWatch) -> Iterator[MyPair]:
+    with mock_aws(config=MOTO_CONFIG):
+        yield MyPair(mariadb_server, leak_watch, base=f"myalt_{next(_numbers)}")
+
+
+def test_ten_rotations_alternate_and_both_users_keep_working(pair: MyPair) -> None:
+    db = pair.world
+    history = [db.secret("AWSCURRENT")]
+    for i in range(10):
+        db.rotate()
+        current, previous = db.secret("AWSCURRENT"), db.secret("AWSPREVIOUS")
+        history.append(current)
+        assert current.username == (pair.base + "_clone" if i % 2 == 0 else pair.base)
+        assert db.logs_in(current)
+        assert db.logs_in(previous)
+        if len(history) >= 3:
+            assert history[-3].username == current.username
+            assert not db.logs_in(history[-3])
+        assert pair.differences() == []
+
+
+def test_the_clone_is_faithful_on_every_host(pair: MyPair) -> None:
+    pair.world.rotate()
+    clone = pair.base + "_clone"
+    with admin_mariadb(pair.server) as conn:
+        assert hosts_of(conn, clone) == hosts_of(conn, pair.base) == set(HOSTS)
+        for host in HOSTS:
+            base_grants, clone_grants = (
+                grants_of(conn, pair.base, host),
+                grants_of(conn, clone, host),
+            )
+            assert clone_grants.privileges == base_grants.privileges
+            assert clone_grants.roles == base_grants.roles
+            assert (
+                clone_grants.default_roles
+                == base_grants.default_roles
+                == (f"reporting_{pair.base}",)
+            )
+            assert require_of(conn, clone, host).kind == "SSL"
+        percent = grants_of(conn, clone, "%")
+        assert {p.name for p in percent.privileges} >= {
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "EXECUTE",
+            "GRANT OPTION",
+        }
+        assert any(p.column == "id" for p in percent.privileges)
+
+
+def test_the_clone_requires_tls_like_the_base(pair: MyPair) -> None:
+    pair.world.rotate()
+    clone = pair.world.secret("AWSCURRENT")
+    plaintext = make_adapter(family_of("mariadb"), ConnectSettings(TlsMode.DISABLE))
+    assert plaintext.try_connect(clone) is None  # REQUIRE SSL: refused without TLS
+    assert pair.world.logs_in(clone)
+
+
+def test_a_grant_added_to_the_base_later_reaches_both_users(pair: MyPair) -> None:
+    db = pair.world
+    db.rotate()  # the clone exists and is AWSCURRENT
+    run_admin(
+        pair.server, (f"GRANT DELETE ON `shop_{pair.base}`.customers TO %s@'%%'", (pair.base,))
+    )
+    db.rotate()  # the base is pending; the clone (current) is mirrored again
+    assert pair.differences() == []
+    for stage in ("AWSCURRENT", "AWSPREVIOUS"):
+        with db.adapter.connect(db.secret(stage)) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM customers WHERE id = -1")
+
+
+def test_a_revoked_grant_is_repaired_by_the_next_rotation(pair: MyPair) -> None:
+    db = pair.world
+    db.rotate()
+    db.rotate()  # AWSCURRENT is the base; the clone waits
+    run_admin(
+        pair.server,
+        (f"REVOKE INSERT ON `shop_{pair.base}`.* FROM %s@'%%'", (pair.base + "_clone",)),
+    )
+    assert any("lacks INSERT" in d for d in pair.differences())
+    db.rotate()
+    assert pair.differences() == []
+
+
+def test_tampering_between_set_and_test_fails_at_test_secret(pair: MyPair) -> None:
+    db = pair.world
+    db.start_rotation(TOKEN)
+    db.run("createSecret", TOKEN)
+    db.run("setSecret", TOKEN)
+    run_admin(
+        pair.server,
+        (
+            f"REVOKE EXECUTE ON PROCEDURE `shop_{pair.base}`.refresh FROM %s@'%%'",
+            (pair.base + "_clone",),
+        ),
+    )
+    with pytest.raises(
+        ParityError, match=f"'{pair.base}_clone'@'%' lacks EXECUTE ON PROCEDURE"
+    ) as info:
+        db.run("testSecret", TOKEN)
+    db.leaks.assert_exception_clean(info.value)
+    assert "AWSCURRENT" not in db.versions()[TOKEN]
+
+
+def test_superuser_lacking_privileges_changes_nothing(
+    mariadb_server: MariaDBServer, leak_watch: LeakWatch
+) -> None:
+    with mock_aws(config=MOTO_CONFIG):
+        pair = MyPair(mariadb_server, leak_watch, base="myweak", powerful=False)
+        current = pair.world.secret("AWSCURRENT")
+        with pytest.raises(RotationFailed) as info:
+            pair.world.rotate(max_attempts=1)
+        error = info.value.report.steps[-1].error or ""
+        assert error.startswith(PrivilegeError.__name__), error
+        assert "the superuser may not" in error
+        leak_watch.assert_absent(error, where="the step's error")
+        with admin_mariadb(mariadb_server) as conn:
+            assert hosts_of(conn, "myweak_clone") == set()
+        assert pair.world.logs_in(current)
+
+
+def test_base_username_too_long(mariadb_server: MariaDBServer, leak_watch: LeakWatch) -> None:
+    with mock_aws(config=MOTO_CONFIG):
+        pair = MyPair(mariadb_server, leak_watch, base="b" * 27)
+        with pytest.raises(RotationFailed) as info:
+            pair.world.rotate(max_attempts=1)
+        error = info.value.report.steps[-1].error or ""
+        assert error.startswith(ConfigurationError.__name__)
+        assert "too long to alternate" in error
+        assert info.value.report.steps[-1].step.value == "createSecret"
+
+
+def test_superuser_on_another_host_name_of_the_same_server(pair: MyPair) -> None:
+    """Like a cluster's writer endpoint: the superuser's secret names its own host."""
+    db = pair.world
+    assert db.initial["host"] == "127.0.0.1"
+    db.client.put_secret_value(
+        SecretId=pair.superuser_arn,
+        SecretString=json.dumps({**pair.superuser, "host": "localhost"}),
+    )
+    db.rotate()
+    assert db.logs_in(db.secret("AWSCURRENT"))
+    assert pair.differences() == []
