@@ -19,7 +19,7 @@ from keyturn_local.users import admin_postgres, create_app_user
 from rotation_lambdas import ConfigurationError, DatabaseSecret, ParityError, PrivilegeError
 from rotation_lambdas.driver import RotationFailed, register_stand_in_function
 from rotation_lambdas.handlers import ALTERNATING_USERS, build_engine, make_adapter
-from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
+from rotation_lambdas.settings import ENV_SUPERUSER_SECRET_ARN, ENV_TLS_CA_BUNDLE, ConnectSettings
 from tests.support.leaks import LeakWatch
 from tests.support.strict_sm import StrictSecretsManager
 
@@ -307,3 +307,20 @@ def test_pending_username_not_the_alternate(pair: Pair) -> None:
         assert (
             conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'someone_else'").fetchone() is None
         )
+
+
+def test_the_function_default_superuser_is_used_without_masterarn(pair: Pair) -> None:
+    db = pair.world
+    data = {k: v for k, v in db.initial.items() if k != "masterarn"}
+    db.client.put_secret_value(SecretId=db.arn, SecretString=json.dumps(data))
+    assert isinstance(db.server, PostgresServer)
+    assert db.server.tls_files is not None
+    env = {
+        ENV_TLS_CA_BUNDLE: str(db.server.tls_files.ca_cert),
+        ENV_SUPERUSER_SECRET_ARN: pair.superuser_arn,
+    }
+    db.engine = build_engine(family_of("postgres"), ALTERNATING_USERS, client=db.client.sm, env=env)
+    db.rotate()
+    current = db.secret("AWSCURRENT")
+    assert current.username.endswith("_clone")
+    assert db.logs_in(current)
