@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from ..errors import AuthenticationError
+from ..errors import AuthenticationError, ConfigurationError, PrivilegeError, RotationError
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from ..settings import ConnectSettings
 
@@ -92,6 +92,33 @@ class DatabaseAdapter[ConnT](abc.ABC):
             return self.open(secret)
         except AuthenticationError:
             return None
+
+
+@contextmanager
+def superuser_errors(
+    what: str,
+    secrets: Sequence[str],
+    *,
+    driver_error: type[BaseException],
+    is_privilege: Callable[[BaseException, str], bool],
+    hint: str,
+) -> Iterator[None]:
+    """Translate the errors of a superuser session into ours, redacted, naming the action.
+
+    ``secrets`` may still grow inside the block (a verifier or hash computed there): it is read
+    only when an error is raised.
+    """
+    try:
+        yield
+    except LookupError as exc:
+        raise ConfigurationError(f"cannot {what}: {exc}") from None
+    except driver_error as exc:
+        detail = driver_message(exc, secrets)
+        if is_privilege(exc, detail):
+            raise PrivilegeError(
+                f"the superuser may not {what} ({detail})", hint=hint
+            ) from redacted_cause(exc, secrets)
+        raise RotationError(f"cannot {what} ({detail})") from redacted_cause(exc, secrets)
 
 
 class UserAdministration[ConnT](abc.ABC):

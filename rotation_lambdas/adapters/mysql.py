@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pymysql
@@ -26,7 +27,13 @@ from ..errors import (
 )
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from . import mysql_users
-from .base import DatabaseAdapter, UserAdministration, driver_message, redacted_cause
+from .base import (
+    DatabaseAdapter,
+    UserAdministration,
+    driver_message,
+    redacted_cause,
+    superuser_errors,
+)
 from .mysql_statements import (
     ServerVersion,
     Statement,
@@ -182,34 +189,20 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
             return mysql_users.parity_differences(conn, base, clone)
 
 
-_PRIVILEGE_CODES = (
-    ER_SPECIFIC_ACCESS_DENIED,
-    ER_TABLEACCESS_DENIED,
-    ER_DBACCESS_DENIED,
-    1045,
-    1370,
-)
+# 1045/1698 access denied (MariaDB answers 1698 to a role grant without ADMIN OPTION),
+# 1044/1142/1227 missing privilege, 1370 no routine privilege.
+_PRIVILEGE_CODES = (1044, 1045, 1142, 1227, 1370, 1698)
 
 
-@contextlib.contextmanager
-def _as_superuser(what: str, secrets: list[str] | tuple[()]) -> Iterator[None]:
-    """Translate errors of the superuser session; messages are redacted and name the action."""
-    try:
-        yield
-    except LookupError as exc:
-        raise ConfigurationError(f"cannot {what}: {exc}") from None
-    except pymysql.MySQLError as exc:
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-        detail = driver_message(exc, secrets)
-        if code in _PRIVILEGE_CODES:
-            raise PrivilegeError(
-                f"the superuser may not {what} (error {code}: {detail})",
-                hint="the superuser needs CREATE USER, SELECT on mysql.user, every privilege it "
-                "grants WITH GRANT OPTION, and the base user's roles WITH ADMIN OPTION",
-            ) from redacted_cause(exc, secrets)
-        raise RotationError(f"cannot {what} (error {code}: {detail})") from redacted_cause(
-            exc, secrets
-        )
+def _as_superuser(what: str, secrets: Sequence[str]) -> AbstractContextManager[None]:
+    return superuser_errors(
+        what,
+        secrets,
+        driver_error=pymysql.MySQLError,
+        is_privilege=lambda exc, _: bool(exc.args) and exc.args[0] in _PRIVILEGE_CODES,
+        hint="the superuser needs CREATE USER, SELECT on mysql.*, every privilege it grants "
+        "WITH GRANT OPTION, and the base user's roles WITH ADMIN OPTION",
+    )
 
 
 __all__ = [

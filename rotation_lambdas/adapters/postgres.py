@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
@@ -24,7 +25,13 @@ from ..errors import (
 )
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from . import postgres_roles as roles
-from .base import DatabaseAdapter, UserAdministration, driver_message, redacted_cause
+from .base import (
+    DatabaseAdapter,
+    UserAdministration,
+    driver_message,
+    redacted_cause,
+    superuser_errors,
+)
 
 type PgConnection = psycopg.Connection[Any]
 
@@ -165,19 +172,14 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
             return roles.parity_differences(conn, base, clone)
 
 
-@contextlib.contextmanager
-def _as_superuser(what: str, secrets: list[str] | tuple[()]) -> Iterator[None]:
-    """Translate errors of the superuser session; messages are redacted and name the action."""
-    try:
-        yield
-    except LookupError as exc:
-        raise ConfigurationError(f"cannot {what}: {exc}") from None
-    except psycopg.Error as exc:
-        detail = driver_message(exc, secrets)
-        if getattr(exc, "sqlstate", None) in _PRIVILEGE_SQLSTATES or "permission denied" in detail:
-            raise PrivilegeError(
-                f"the superuser may not {what} ({detail})",
-                hint="the superuser needs CREATEROLE (and ADMIN OPTION on the base user from "
-                "PostgreSQL 16)",
-            ) from redacted_cause(exc, secrets)
-        raise RotationError(f"cannot {what} ({detail})") from redacted_cause(exc, secrets)
+def _as_superuser(what: str, secrets: Sequence[str]) -> AbstractContextManager[None]:
+    return superuser_errors(
+        what,
+        secrets,
+        driver_error=psycopg.Error,
+        is_privilege=lambda exc, detail: (
+            getattr(exc, "sqlstate", None) in _PRIVILEGE_SQLSTATES or "permission denied" in detail
+        ),
+        hint="the superuser needs CREATEROLE (and ADMIN OPTION on the base role from "
+        "PostgreSQL 16)",
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,29 @@ class DbWorld(SecretHarness):
             return False
         self.adapter.close(conn)
         return True
+
+
+def rotate_alternating(
+    db: DbWorld, base: str, rotations: int, after_each: Callable[[], None] | None = None
+) -> None:
+    """Rotate ``rotations`` times; after each, AWSCURRENT and AWSPREVIOUS both log in, the users
+    take turns, and the user rotated two steps ago no longer logs in with its old password."""
+    history = [db.secret("AWSCURRENT")]
+    for i in range(rotations):
+        db.rotate()
+        current, previous = db.secret("AWSCURRENT"), db.secret("AWSPREVIOUS")
+        history.append(current)
+        assert current.username == (base + "_clone" if i % 2 == 0 else base)
+        assert previous.username != current.username
+        assert db.logs_in(current), f"AWSCURRENT does not log in after rotation {i + 1}"
+        assert db.logs_in(previous), f"AWSPREVIOUS does not log in after rotation {i + 1}"
+        if len(history) >= 3:
+            two_ago = history[-3]
+            assert two_ago.username == current.username
+            assert two_ago.password != current.password
+            assert not db.logs_in(two_ago)
+        if after_each is not None:
+            after_each()
 
 
 def family_of(engine_name: str) -> EngineFamily:

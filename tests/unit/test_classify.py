@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+from typing import Any
 
 import psycopg
 import pymysql
@@ -121,3 +122,52 @@ def test_driver_message_is_one_bounded_line() -> None:
     assert "\n" not in message
     assert len(message) == 400
     assert message.startswith("a *** c")
+
+
+@pytest.mark.parametrize(
+    ("guard", "exc", "category"),
+    [
+        (
+            my._as_superuser,
+            pymysql.err.OperationalError(1698, "Access denied for user 'su'@'%'"),
+            PrivilegeError,
+        ),
+        (my._as_superuser, pymysql.err.OperationalError(1227, "need CREATE USER"), PrivilegeError),
+        (
+            my._as_superuser,
+            pymysql.err.OperationalError(1396, "Operation CREATE USER failed"),
+            RotationError,
+        ),
+        (
+            pg._as_superuser,
+            psycopg.errors.lookup("42501")("permission denied to create role"),
+            PrivilegeError,
+        ),
+        (pg._as_superuser, psycopg.errors.lookup("42704")("role does not exist"), RotationError),
+        (pg._as_superuser, LookupError("the base user 'app' does not exist"), ConfigurationError),
+    ],
+)
+def test_superuser_session_errors(
+    guard: Any, exc: BaseException, category: type[RotationError]
+) -> None:
+    def session() -> None:
+        with guard("set the password of 'app'", ["s3cret-value-0001"]):
+            raise exc
+
+    with pytest.raises(RotationError) as info:
+        session()
+    assert type(info.value) is category
+    assert "'app'" in str(info.value)
+
+
+def test_superuser_session_redacts_what_was_added_inside() -> None:
+    def session() -> None:
+        secrets = ["first-secret-0001"]
+        with my._as_superuser("set a password", secrets):
+            secrets.append("hash-added-0002")  # e.g. a hash computed inside the block
+            raise pymysql.err.ProgrammingError(1064, "syntax error near 'hash-added-0002'")
+
+    with pytest.raises(RotationError) as info:
+        session()
+    assert "hash-added-0002" not in str(info.value)
+    assert "hash-added-0002" not in str(info.value.__cause__)
