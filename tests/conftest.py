@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
 from tests.support.leaks import LeakWatch
 
 
@@ -30,3 +31,22 @@ def leak_watch(capfd: pytest.CaptureFixture[str]) -> Iterator[LeakWatch]:
     yield watch
     out, err = capfd.readouterr()
     watch.assert_absent(out + err, where="the test's output and log lines")
+
+
+# Real servers, started once per session and only when a test asks for them.
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    with PostgresServer(statement_log=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb_server() -> Iterator[MariaDBServer]:
+    with MariaDBServer(statement_log=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server

@@ -30,18 +30,6 @@ ENGINES = ["postgres", "mariadb"]
 _user_numbers = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    with PostgresServer(statement_log=True) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def mariadb_server() -> Iterator[MariaDBServer]:
-    with MariaDBServer(statement_log=True) as server:
-        yield server
-
-
 @dataclass
 class DbWorld(SecretHarness):
     """One engine's server, an application user, its secret in moto and a rotation engine."""

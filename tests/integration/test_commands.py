@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -22,12 +21,6 @@ from .conftest import ENGINES, Server, family_of, new_app_user
 
 pytestmark = pytest.mark.integration
 KEYTURN = str(Path(sys.executable).with_name("keyturn"))
-
-
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
 
 
 def run_keyturn(

@@ -1,0 +1,61 @@
+"""arm64 artifacts carry aarch64 wheels, psycopg's compiled driver included (read from ELF)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import FUNCTIONS, ROOT, sam_env
+
+EM_X86_64, EM_AARCH64 = 62, 183
+
+
+def elf_machine(path: Path) -> int | None:
+    header = path.read_bytes()[:20]
+    if header[:4] != b"\x7fELF":
+        return None
+    return int.from_bytes(header[18:20], "little")
+
+
+def machines(artifact: Path) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for path in artifact.rglob("*.so*"):
+        if path.is_file() and (machine := elf_machine(path)) is not None:
+            found[str(path.relative_to(artifact))] = machine
+    return found
+
+
+@pytest.fixture(scope="module")
+def arm64_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sam-arm64") / "build"
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "sam-build"), "arm64", "--build-dir", str(out)],
+        cwd=ROOT,
+        env=sam_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_arm64_artifacts_hold_only_aarch64_binaries(arm64_build: Path, function: str) -> None:
+    found = machines(arm64_build / function)
+    if "Postgres" in function:
+        libpq = [name for name in found if "libpq" in name]
+        assert libpq, "psycopg's compiled driver is missing"
+        assert any(name.startswith("psycopg_binary/") for name in found)
+    assert set(found.values()) <= {EM_AARCH64}, {k: v for k, v in found.items() if v != EM_AARCH64}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_x86_64_artifacts_hold_only_x86_64_binaries(build_dir: Path, function: str) -> None:
+    found = machines(build_dir / function)
+    assert set(found.values()) <= {EM_X86_64}
+    if "Postgres" in function:
+        assert any("libpq" in name for name in found)

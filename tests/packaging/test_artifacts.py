@@ -1,0 +1,200 @@
+"""The built artifacts: only what each function needs, importable alone, and rotating for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from psycopg import sql
+
+from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
+from keyturn_local.users import admin_mariadb, admin_postgres, create_app_user
+from rotation_lambdas import DatabaseSecret, EngineFamily
+from rotation_lambdas.driver import register_stand_in_function, rotate
+from rotation_lambdas.handlers import make_adapter
+from rotation_lambdas.settings import ConnectSettings
+from tests.support.leaks import LeakWatch
+
+from .conftest import FUNCTIONS
+
+PYTHON = sys.executable
+RUNTIME = Path(__file__).with_name("lambda_runtime.py")
+FORBIDDEN = {"keyturn_local", "client_lib", "tests", "moto", "pytest", "cryptography"}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_each_artifact_holds_only_what_its_function_needs(build_dir: Path, function: str) -> None:
+    top = {p.name for p in (build_dir / function).iterdir()}
+    driver = FUNCTIONS[function][1]
+    other = "pymysql" if driver == "psycopg" else "psycopg"
+    assert {"rotation_lambdas", "boto3", "botocore", "aws_lambda_powertools", driver} <= top
+    assert other not in top
+    assert not top & FORBIDDEN
+    assert not list((build_dir / function).rglob("__pycache__/*keyturn*"))
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_each_handler_imports_with_only_its_artifact(build_dir: Path, function: str) -> None:
+    handler, driver = FUNCTIONS[function]
+    family = "postgres" if driver == "psycopg" else "mysql"
+    artifact = build_dir / function
+    code = (
+        f"import sys; sys.path.insert(0, {str(artifact)!r});"
+        f"from rotation_lambdas.handlers import {handler};"
+        f"import rotation_lambdas.adapters.{family}, {driver}, boto3;"
+        f"print({driver}.__file__); print(boto3.__file__)"
+    )
+    result = subprocess.run(
+        [PYTHON, "-I", "-S", "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for path in result.stdout.split():
+        assert path.startswith(str(artifact)), path
+
+
+class LambdaProcess:
+    """The handler loaded from its artifact in a separate, warm process."""
+
+    def __init__(self, artifact: Path, handler: str, env: Mapping[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [
+                PYTHON,
+                "-I",
+                "-S",
+                str(RUNTIME),
+                str(artifact),
+                f"rotation_lambdas.handlers.{handler}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(env),
+        )
+
+    def __call__(self, event: Mapping[str, Any], context: Any) -> None:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(json.dumps(event) + "\n")
+        self.process.stdin.flush()
+        result = json.loads(self.process.stdout.readline())
+        if not result["ok"]:
+            raise RuntimeError(f"{result['type']}: {result['message']}")
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=30)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def new_password(leaks: LeakWatch) -> str:
+    password = secrets.token_urlsafe(20)
+    leaks.add(password)
+    return password
+
+
+def setup_secret(
+    function: str, pg: PostgresServer, my: MariaDBServer, client: Any, leaks: LeakWatch
+) -> tuple[str, dict[str, Any]]:
+    """An application user (and a superuser for alternating users) and its secret in moto."""
+    postgres = "Postgres" in function
+    server: PostgresServer | MariaDBServer = pg if postgres else my
+    engine = "postgres" if postgres else "mariadb"
+    base = f"pkg_{function[:5].lower()}_{'alt' if 'Alternating' in function else 'one'}"
+    password = new_password(leaks)
+    data: dict[str, Any] = {
+        "engine": engine,
+        "host": server.admin.host,
+        "port": server.port,
+        "username": base,
+        "password": password,
+    }
+    if "Alternating" in function:
+        admin, admin_password = base + "_admin", new_password(leaks)
+        if postgres:
+            with admin_postgres(pg) as conn:
+                for role in (base + "_clone", base, admin):
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                        sql.Identifier(admin), sql.Literal(admin_password)
+                    )
+                )
+        else:
+            with admin_mariadb(my) as my_conn, my_conn.cursor() as cur:
+                for user in (base + "_clone", admin):
+                    cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+                cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (admin, admin_password))
+                cur.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (admin,))
+        superuser = {**data, "username": admin, "password": admin_password}
+        data["masterarn"] = client.create_secret(
+            Name=f"pkg/{admin}", SecretString=json.dumps(superuser)
+        )["ARN"]
+    create_app_user(server, engine, base, password)
+    arn = client.create_secret(Name=f"pkg/{base}", SecretString=json.dumps(data))["ARN"]
+    return arn, data
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer) -> MotoServer:
+    moto_server.reset()
+    return moto_server
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_a_full_rotation_through_each_built_artifact(
+    build_dir: Path,
+    function: str,
+    moto: MotoServer,
+    postgres_server: PostgresServer,
+    mariadb_server: MariaDBServer,
+    leak_watch: LeakWatch,
+) -> None:
+    client = boto3.client("secretsmanager", endpoint_url=moto.endpoint)
+    arn, initial = setup_secret(function, postgres_server, mariadb_server, client, leak_watch)
+    server = postgres_server if "Postgres" in function else mariadb_server
+    assert server.tls_files is not None
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "KEYTURN_TLS_CA_BUNDLE": str(server.tls_files.ca_cert),
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+    stand_in = register_stand_in_function(
+        boto3.client("lambda", endpoint_url=moto.endpoint),
+        boto3.client("iam", endpoint_url=moto.endpoint),
+    )
+    handler = LambdaProcess(build_dir / function, FUNCTIONS[function][0], env)
+    try:
+        for _ in range(2):
+            report = rotate(client, arn, handler, lambda_arn=stand_in, max_attempts=1)
+            assert report.attempts == 1
+    finally:
+        handler.close()
+    family = EngineFamily.POSTGRESQL if "Postgres" in function else EngineFamily.MYSQL
+    adapter = make_adapter(family, ConnectSettings(ca_bundle=str(server.tls_files.ca_cert)))
+    current = DatabaseSecret.parse(client.get_secret_value(SecretId=arn)["SecretString"])
+    previous = DatabaseSecret.parse(
+        client.get_secret_value(SecretId=arn, VersionStage="AWSPREVIOUS")["SecretString"]
+    )
+    leak_watch.add(current.password, previous.password)
+    with adapter.connect(current):
+        pass
+    if "Alternating" in function:
+        assert current.username == initial["username"]  # two rotations: back to the base
+        with adapter.connect(previous):
+            pass
+    else:
+        assert adapter.try_connect(previous) is None
