@@ -1,0 +1,108 @@
+"""Artifact sizes and cold start cost of each rotation function, with anchors from the same run.
+
+    .venv/bin/python bench/artifacts.py [BUILD_DIR]
+
+BUILD_DIR defaults to a fresh `scripts/sam-build x86_64` into .aws-sam/bench. For each function:
+unzipped and zipped size, then, in fresh interpreters with only the artifact on the path (as
+Lambda loads it), the median of 7 cold imports of the handler module and of the handler's first
+initialisation (import + engine: settings, adapter, boto3 client). Anchors measured the same way
+in the same run: interpreter start-up alone, and `import boto3` alone from the same artifact.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTIONS = {
+    "PostgresSingleUserFunction": ("postgres_single_user", "postgres"),
+    "MySQLSingleUserFunction": ("mysql_single_user", "mysql"),
+    "PostgresAlternatingUsersFunction": ("postgres_alternating_users", "postgres"),
+    "MySQLAlternatingUsersFunction": ("mysql_alternating_users", "mysql"),
+}
+RUNS = 7
+PYTHON = sys.executable
+
+
+def sizes(artifact: Path) -> tuple[int, int]:
+    files = [p for p in artifact.rglob("*") if p.is_file()]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in files:
+            archive.write(path, path.relative_to(artifact))
+    return sum(p.stat().st_size for p in files), buf.tell()
+
+
+def timed(artifact: Path, body: str) -> float:
+    """Median milliseconds of `body` in fresh `python -I -S` processes (the artifact first)."""
+    code = (
+        "import time, sys\n"
+        f"sys.path.insert(0, {str(artifact)!r})\n"
+        "t = time.perf_counter()\n"
+        f"{body}\n"
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": os.environ.get("PATH", "")}
+    samples = []
+    for _ in range(RUNS):
+        out = subprocess.run(
+            [PYTHON, "-I", "-S", "-c", code], capture_output=True, text=True, check=True, env=env
+        )
+        samples.append(float(out.stdout.strip()))
+    return statistics.median(samples)
+
+
+def startup_ms() -> float:
+    samples = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        subprocess.run([PYTHON, "-I", "-S", "-c", "pass"], check=True)
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    build = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / ".aws-sam" / "bench"
+    if len(sys.argv) == 1:
+        subprocess.run(
+            [str(ROOT / "scripts" / "sam-build"), "x86_64", "--build-dir", str(build)],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+    startup = startup_ms()
+    print(f"anchor: interpreter start-up (python -I -S -c pass): {startup:7.1f} ms")
+    print(
+        f"{'function':34} {'unzipped':>9} {'zipped':>8} {'boto3':>8} {'import':>8} "
+        f"{'init':>8}  import/boto3"
+    )
+    for function, (handler, family) in FUNCTIONS.items():
+        artifact = build / function
+        raw, packed = sizes(artifact)
+        boto = timed(artifact, "import boto3")
+        imported = timed(
+            artifact,
+            f"from rotation_lambdas.handlers import {handler}\n"
+            f"import rotation_lambdas.adapters.{family}",
+        )
+        init = timed(
+            artifact,
+            "from rotation_lambdas.handlers import build_engine, EngineFamily\n"
+            f"build_engine(EngineFamily.{'POSTGRESQL' if family == 'postgres' else 'MYSQL'}, "
+            f"{'"alternating_users"' if 'Alternating' in function else '"single_user"'})",
+        )
+        print(
+            f"{function:34} {raw / 2**20:7.1f}MB {packed / 2**20:6.1f}MB {boto:6.0f}ms "
+            f"{imported:6.0f}ms {init:6.0f}ms  {imported / boto:5.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
