@@ -1,11 +1,20 @@
 """Keyturn client library: database credentials from Secrets Manager that survive rotation.
 
-This release holds the credentials model; the cache and rotation-aware connections follow.
+This release holds the credentials model and the secret cache; rotation-aware connections follow.
 """
 
 from __future__ import annotations
 
+from .cache import CacheStats, SecretCache, SecretCacheError, SecretValue
 from .credentials import Credentials
 from .errors import ClientLibError, SecretValueError
 
-__all__ = ["ClientLibError", "Credentials", "SecretValueError"]
+__all__ = [
+    "CacheStats",
+    "ClientLibError",
+    "Credentials",
+    "SecretCache",
+    "SecretCacheError",
+    "SecretValue",
+    "SecretValueError",
+]

@@ -1,0 +1,208 @@
+"""The secret cache with a fake clock and a counting client: no sockets, no sleeps."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from client_lib import SecretCache, SecretCacheError
+
+TTL = 100.0
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingClient:
+    """Secrets by id and stage; counts calls; can fail or block."""
+
+    def __init__(self) -> None:
+        self.versions: dict[str, dict[str, tuple[str, str]]] = {
+            "app/db": {
+                "AWSCURRENT": ("v1", '{"password": "pw-one"}'),
+                "AWSPENDING": ("v2", '{"password": "pw-two"}'),
+            },
+        }
+        self.gets = 0
+        self.describes = 0
+        self.fail_with: str | None = None
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def _maybe_fail(self, operation: str) -> None:
+        self.gate.wait(10)
+        if self.fail_with == "network":
+            raise EndpointConnectionError(endpoint_url="https://secretsmanager")
+        if self.fail_with:
+            raise ClientError({"Error": {"Code": self.fail_with, "Message": "x"}}, operation)
+
+    def get_secret_value(self, SecretId: str, VersionStage: str) -> dict[str, Any]:
+        self.gets += 1
+        self._maybe_fail("GetSecretValue")
+        version, text = self.versions[SecretId][VersionStage]
+        return {"VersionId": version, "VersionStages": [VersionStage], "SecretString": text}
+
+    def describe_secret(self, SecretId: str) -> dict[str, Any]:
+        self.describes += 1
+        self._maybe_fail("DescribeSecret")
+        stages: dict[str, list[str]] = {}
+        for stage, (version, _) in self.versions[SecretId].items():
+            stages.setdefault(version, []).append(stage)
+        return {"VersionIdsToStages": stages}
+
+
+def make(client: CountingClient, clock: FakeClock, **kwargs: Any) -> SecretCache:
+    options: dict[str, Any] = {
+        "ttl": TTL,
+        "jitter": 0.0,
+        "refresh_ahead": 0.0,
+        "random": lambda: 0.5,
+    }
+    options.update(kwargs)
+    return SecretCache(client, clock=clock, **options)
+
+
+def test_miss_then_hits_and_stage_keys() -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    assert cache.get_json("app/db")["password"] == "pw-one"
+    for _ in range(100):
+        assert cache.get("app/db").version_id == "v1"
+    assert cache.get_json("app/db", "AWSPENDING")["password"] == "pw-two"
+    assert client.gets == 2
+    assert cache.stats.hits == 100
+    assert cache.stats.misses == 2
+
+
+def test_expiry_asks_describe_first_and_fetches_only_a_new_version() -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    cache.get("app/db")
+    clock.now += TTL + 1
+    assert cache.get("app/db").version_id == "v1"
+    assert (client.describes, client.gets) == (1, 1)  # same version: no GetSecretValue
+    client.versions["app/db"]["AWSCURRENT"] = ("v3", '{"password": "pw-three"}')
+    clock.now += TTL + 1
+    assert cache.get_json("app/db")["password"] == "pw-three"
+    assert (client.describes, client.gets) == (2, 2)
+
+
+@pytest.mark.parametrize(("draw", "expiry"), [(0.0, 0.8 * TTL), (0.5, TTL), (0.999, 1.2 * TTL)])
+def test_ttl_jitter_stays_in_bounds(draw: float, expiry: float) -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock, jitter=0.2, random=lambda: draw)
+    start = clock.now
+    cache.get("app/db")
+    clock.now = start + expiry - 0.5
+    cache.get("app/db")
+    assert client.describes == 0
+    clock.now = start + expiry + 0.5
+    cache.get("app/db")
+    assert client.describes == 1
+
+
+def test_refresh_ahead_serves_at_once_and_refreshes_in_the_background() -> None:
+    client, clock = CountingClient(), FakeClock()
+    executor = ThreadPoolExecutor(1)
+    cache = make(client, clock, refresh_ahead=0.2, executor=executor)
+    cache.get("app/db")
+    clock.now += 0.9 * TTL  # inside the refresh window, before expiry
+    client.gate.clear()  # the refresh will block
+    value = cache.get("app/db")  # returns without waiting for it
+    assert value.version_id == "v1"
+    assert client.describes <= 1
+    client.gate.set()
+    executor.shutdown(wait=True)
+    assert client.describes == 1
+    assert cache.stats.refreshes == 1
+
+
+def test_single_flight_under_32_threads() -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    client.gate.clear()
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(cache.get("app/db").version_id))
+        for _ in range(32)
+    ]
+    for thread in threads:
+        thread.start()
+    client.gate.set()
+    for thread in threads:
+        thread.join(10)
+    assert results == ["v1"] * 32
+    assert client.gets == 1
+
+
+@pytest.mark.parametrize("failure", ["ThrottlingException", "InternalServiceError", "network"])
+def test_stale_value_on_transient_errors_up_to_the_maximum(failure: str) -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock, max_staleness=500.0)
+    cache.get("app/db")
+    client.fail_with = failure
+    clock.now += 400
+    assert cache.get("app/db").version_id == "v1"
+    assert cache.stats.stale_served == 1
+    clock.now += 200  # 600 s after the fetch: too stale
+    with pytest.raises(SecretCacheError, match="transient") as info:
+        cache.get("app/db")
+    assert info.value.transient
+    assert "pw-one" not in str(info.value)
+
+
+def test_permanent_errors_are_never_hidden_by_a_stale_value() -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    cache.get("app/db")
+    client.fail_with = "AccessDeniedException"
+    clock.now += TTL + 1
+    with pytest.raises(SecretCacheError, match="AccessDeniedException, permanent"):
+        cache.get("app/db")
+
+
+def test_lru_bound() -> None:
+    client, clock = CountingClient(), FakeClock()
+    for name in ("a", "b", "c"):
+        client.versions[name] = {"AWSCURRENT": ("v-" + name, "{}")}
+    cache = make(client, clock, max_secrets=2)
+    cache.get("a")
+    clock.now += 1
+    cache.get("b")
+    clock.now += 1
+    cache.get("a")  # a is now the most recently used
+    clock.now += 1
+    cache.get("c")  # evicts b
+    assert cache.stats.evictions == 1
+    gets = client.gets
+    cache.get("a")
+    assert client.gets == gets
+    cache.get("b")
+    assert client.gets == gets + 1
+
+
+def test_values_never_show_the_secret_and_parse_once() -> None:
+    cache = make(CountingClient(), FakeClock())
+    value = cache.get("app/db")
+    assert "pw-one" not in repr(value)
+    assert value.json() is value.json()
+
+
+def test_refresh_and_invalidate() -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    cache.get("app/db")
+    client.versions["app/db"]["AWSCURRENT"] = ("v9", "{}")
+    assert cache.refresh("app/db").version_id == "v9"
+    cache.invalidate("app/db")
+    cache.get("app/db")
+    assert client.gets == 2 + 1
