@@ -8,8 +8,10 @@ from __future__ import annotations
 from .cache import CacheStats, SecretCache, SecretCacheError, SecretValue
 from .credentials import Credentials
 from .errors import ClientLibError, SecretValueError
+from .sources import AwsCachingSource
 
 __all__ = [
+    "AwsCachingSource",
     "CacheStats",
     "ClientLibError",
     "Credentials",

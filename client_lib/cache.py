@@ -102,8 +102,10 @@ class CacheStats:
 class SecretCache:
     """Cache of secret values by ``(secret_id, stage)``.
 
-    >>> cache = SecretCache(client=boto3.client("secretsmanager"), ttl=300)  # doctest: +SKIP
-    >>> cache.get("prod/db").json()["username"]  # doctest: +SKIP
+    Usage::
+
+        cache = SecretCache(boto3.client("secretsmanager"), ttl=300)
+        cache.get("prod/db").json()["username"]
     """
 
     def __init__(
@@ -239,9 +241,10 @@ class SecretCache:
     def _fetch(self, key: tuple[str, str], old: _Entry | None) -> _Entry:
         secret_id, stage = key
         try:
-            if old is not None:
+            describe = getattr(self.client, "describe_secret", None)
+            if old is not None and describe is not None:
                 self.stats.describes += 1
-                described = self.client.describe_secret(SecretId=secret_id)
+                described = describe(SecretId=secret_id)
                 for version_id, stages in described.get("VersionIdsToStages", {}).items():
                     if stage in stages and version_id == old.value.version_id:
                         self.stats.refreshes += 1
@@ -278,4 +281,6 @@ class SecretCache:
             string=response.get("SecretString"),
             binary=response.get("SecretBinary"),
         )
+        if old is not None and old.value.version_id == value.version_id:
+            value = old.value  # keep the parsed JSON of an unchanged version
         return self._new_entry(value)
