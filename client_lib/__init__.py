@@ -1,22 +1,40 @@
 """Keyturn client library: database credentials from Secrets Manager that survive rotation.
 
-This release holds the credentials model and the secret cache; rotation-aware connections follow.
+The secret cache, credentials, and rotation-aware connect for PyMySQL and psycopg 3.
 """
 
 from __future__ import annotations
 
 from .cache import CacheStats, SecretCache, SecretCacheError, SecretValue
+from .connect import (
+    AuthenticationFailed,
+    ConnectStats,
+    FallbackPolicy,
+    RotationAwareConnector,
+    is_psycopg_auth_failure,
+    is_pymysql_auth_failure,
+    psycopg_connector,
+    pymysql_connector,
+)
 from .credentials import Credentials
 from .errors import ClientLibError, SecretValueError
 from .sources import AwsCachingSource
 
 __all__ = [
+    "AuthenticationFailed",
     "AwsCachingSource",
     "CacheStats",
     "ClientLibError",
+    "ConnectStats",
     "Credentials",
+    "FallbackPolicy",
+    "RotationAwareConnector",
     "SecretCache",
     "SecretCacheError",
     "SecretValue",
     "SecretValueError",
+    "is_psycopg_auth_failure",
+    "is_pymysql_auth_failure",
+    "psycopg_connector",
+    "pymysql_connector",
 ]

@@ -166,9 +166,27 @@ class SecretCache:
 
     # -- refreshing -----------------------------------------------------------------------------
 
-    def refresh(self, secret_id: str, stage: str = "AWSCURRENT") -> SecretValue:
-        """Fetch now (joining a fetch already in flight) and return the fresh value."""
+    def refresh(
+        self, secret_id: str, stage: str = "AWSCURRENT", *, not_older_than: float = 0.0
+    ) -> SecretValue:
+        """Fetch now (joining a fetch already in flight) and return the fresh value.
+
+        With ``not_older_than``, a value fetched at most that many seconds ago is fresh enough:
+        many threads that fail at once then cost one fetch, not one each.
+        """
+        entry = self._entries.get((secret_id, stage))
+        if (
+            not_older_than > 0
+            and entry is not None
+            and self.clock() - entry.fetched_at <= not_older_than
+        ):
+            return entry.value
         return self._fetch_single_flight(secret_id, stage).result().value
+
+    def peek_version(self, secret_id: str, stage: str = "AWSCURRENT") -> str | None:
+        """The version id cached for ``(secret_id, stage)``, without fetching; None if absent."""
+        entry = self._entries.get((secret_id, stage))
+        return None if entry is None else entry.value.version_id
 
     def invalidate(self, secret_id: str | None = None) -> None:
         """Forget one secret's entries (every stage), or everything."""

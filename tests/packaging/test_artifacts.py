@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -13,14 +12,13 @@ from typing import Any
 
 import boto3
 import pytest
-from psycopg import sql
 
 from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
-from keyturn_local.users import admin_mariadb, admin_postgres, create_app_user
 from rotation_lambdas import DatabaseSecret, EngineFamily
 from rotation_lambdas.driver import register_stand_in_function, rotate
 from rotation_lambdas.handlers import make_adapter
 from rotation_lambdas.settings import ConnectSettings
+from tests.support.db_setup import setup_secret
 from tests.support.leaks import LeakWatch
 
 from .conftest import FUNCTIONS
@@ -96,54 +94,6 @@ class LambdaProcess:
         self.process.stdout.close()
 
 
-def new_password(leaks: LeakWatch) -> str:
-    password = secrets.token_urlsafe(20)
-    leaks.add(password)
-    return password
-
-
-def setup_secret(
-    function: str, pg: PostgresServer, my: MariaDBServer, client: Any, leaks: LeakWatch
-) -> tuple[str, dict[str, Any]]:
-    """An application user (and a superuser for alternating users) and its secret in moto."""
-    postgres = "Postgres" in function
-    server: PostgresServer | MariaDBServer = pg if postgres else my
-    engine = "postgres" if postgres else "mariadb"
-    base = f"pkg_{function[:5].lower()}_{'alt' if 'Alternating' in function else 'one'}"
-    password = new_password(leaks)
-    data: dict[str, Any] = {
-        "engine": engine,
-        "host": server.admin.host,
-        "port": server.port,
-        "username": base,
-        "password": password,
-    }
-    if "Alternating" in function:
-        admin, admin_password = base + "_admin", new_password(leaks)
-        if postgres:
-            with admin_postgres(pg) as conn:
-                for role in (base + "_clone", base, admin):
-                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-                conn.execute(
-                    sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
-                        sql.Identifier(admin), sql.Literal(admin_password)
-                    )
-                )
-        else:
-            with admin_mariadb(my) as my_conn, my_conn.cursor() as cur:
-                for user in (base + "_clone", admin):
-                    cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-                cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (admin, admin_password))
-                cur.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (admin,))
-        superuser = {**data, "username": admin, "password": admin_password}
-        data["masterarn"] = client.create_secret(
-            Name=f"pkg/{admin}", SecretString=json.dumps(superuser)
-        )["ARN"]
-    create_app_user(server, engine, base, password)
-    arn = client.create_secret(Name=f"pkg/{base}", SecretString=json.dumps(data))["ARN"]
-    return arn, data
-
-
 @pytest.fixture
 def moto(moto_server: MotoServer) -> MotoServer:
     moto_server.reset()
@@ -160,7 +110,15 @@ def test_a_full_rotation_through_each_built_artifact(
     leak_watch: LeakWatch,
 ) -> None:
     client = boto3.client("secretsmanager", endpoint_url=moto.endpoint)
-    arn, initial = setup_secret(function, postgres_server, mariadb_server, client, leak_watch)
+    arn, initial = setup_secret(
+        "postgres" if "Postgres" in function else "mariadb",
+        "Alternating" in function,
+        postgres_server,
+        mariadb_server,
+        client,
+        leak_watch,
+        name=f"pkg_{function[:5].lower()}",
+    )
     server = postgres_server if "Postgres" in function else mariadb_server
     assert server.tls_files is not None
     env = {

@@ -48,6 +48,11 @@ class CountingClient:
     def get_secret_value(self, SecretId: str, VersionStage: str) -> dict[str, Any]:
         self.gets += 1
         self._maybe_fail("GetSecretValue")
+        if VersionStage not in self.versions.get(SecretId, {}):
+            raise ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": "no such version"}},
+                "GetSecretValue",
+            )
         version, text = self.versions[SecretId][VersionStage]
         return {"VersionId": version, "VersionStages": [VersionStage], "SecretString": text}
 

@@ -1,0 +1,172 @@
+"""Zero failed operations across rotations: 8 threads connect and query while secrets rotate.
+
+For each engine and strategy, the rotation functions rotate the secret 10 times while 8 threads
+keep opening connections through client_lib and running a query. Every operation must succeed.
+The same harness with a naive client (aws-secretsmanager-caching + a plain connect) counts the
+operations it would have failed: reported in the test summary, not asserted.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import psycopg
+import pymysql
+import pytest
+from aws_secretsmanager_caching import SecretCache as AwsSecretCache
+from aws_secretsmanager_caching import SecretCacheConfig
+
+from client_lib import Credentials, SecretCache, psycopg_connector, pymysql_connector
+from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
+from rotation_lambdas.driver import register_stand_in_function, rotate
+from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, build_engine
+from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE
+from tests.support.db_setup import setup_secret
+from tests.support.leaks import LeakWatch
+
+from .conftest import ENGINES, family_of
+
+pytestmark = pytest.mark.integration
+THREADS = 8
+ROTATIONS = 10
+BASELINE: list[str] = []  # printed by tests/conftest.py's terminal summary
+
+
+@dataclass
+class Load:
+    operations: int = 0
+    failures: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+def hammer(open_and_query: Callable[[], None], stop: threading.Event) -> Load:
+    load = Load()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                open_and_query()
+            except Exception as exc:  # noqa: BLE001 - every failure is counted
+                with load.lock:
+                    load.failures.append(type(exc).__name__)
+            else:
+                with load.lock:
+                    load.operations += 1
+
+    load.threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for thread in load.threads:
+        thread.start()
+    return load
+
+
+def finish(load: Load, stop: threading.Event) -> None:
+    stop.set()
+    for thread in load.threads:
+        thread.join(30)
+
+
+def query(conn: Any) -> None:
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("strategy", [SINGLE_USER, ALTERNATING_USERS])
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_no_failed_operation_across_ten_rotations(
+    engine_name: str,
+    strategy: str,
+    moto_server: MotoServer,
+    postgres_server: PostgresServer,
+    mariadb_server: MariaDBServer,
+    leak_watch: LeakWatch,
+) -> None:
+    moto_server.reset()
+    endpoint = moto_server.endpoint
+    client = boto3.client("secretsmanager", endpoint_url=endpoint)
+    alternating = strategy == ALTERNATING_USERS
+    arn, _ = setup_secret(
+        engine_name,
+        alternating,
+        postgres_server,
+        mariadb_server,
+        client,
+        leak_watch,
+        name=f"load_{engine_name[:2]}",
+    )
+    server = postgres_server if engine_name == "postgres" else mariadb_server
+    assert server.tls_files is not None
+    ca = str(server.tls_files.ca_cert)
+    engine = build_engine(
+        family_of(engine_name), strategy, client=client, env={ENV_TLS_CA_BUNDLE: ca}
+    )
+    stand_in = register_stand_in_function(
+        boto3.client("lambda", endpoint_url=endpoint), boto3.client("iam", endpoint_url=endpoint)
+    )
+    cache = SecretCache(boto3.client("secretsmanager", endpoint_url=endpoint), ttl=300)
+    if engine_name == "postgres":
+        connector = psycopg_connector(
+            cache, arn, sslmode="verify-full", sslrootcert=ca, connect_timeout=5
+        )
+    else:
+        connector = pymysql_connector(
+            cache, arn, ssl=ssl.create_default_context(cafile=ca), connect_timeout=5
+        )
+
+    def keyturn_op() -> None:
+        query(connector.connect())
+
+    aws = AwsSecretCache(
+        config=SecretCacheConfig(), client=boto3.client("secretsmanager", endpoint_url=endpoint)
+    )
+
+    def naive_op() -> None:
+        creds = Credentials.from_secret_string(aws.get_secret_string(arn))
+        if engine_name == "postgres":
+            conn: Any = psycopg.connect(
+                host=creds.host,
+                port=creds.port,
+                user=creds.username,
+                password=creds.password,
+                dbname="postgres",
+                sslmode="verify-full",
+                sslrootcert=ca,
+            )
+        else:
+            conn = pymysql.connect(
+                host=creds.host,
+                port=creds.port,
+                user=creds.username,
+                password=creds.password,
+                ssl=ssl.create_default_context(cafile=ca),
+            )
+        query(conn)
+
+    stop = threading.Event()
+    ours, naive = hammer(keyturn_op, stop), hammer(naive_op, stop)
+    try:
+        for _ in range(ROTATIONS):
+            rotate(client, arn, engine, lambda_arn=stand_in, max_attempts=1)
+    finally:
+        finish(ours, stop)
+        finish(naive, stop)
+    for version in client.describe_secret(SecretId=arn)["VersionIdsToStages"]:
+        leak_watch.add_secret_string(
+            client.get_secret_value(SecretId=arn, VersionId=version)["SecretString"]
+        )
+    BASELINE.append(
+        f"{engine_name} {strategy}: client_lib {ours.operations} ok / {len(ours.failures)} failed "
+        f"(recovered {connector.stats.recovered}, fallbacks {connector.stats.fallbacks}); "
+        f"naive baseline {naive.operations} ok / {len(naive.failures)} failed"
+    )
+    assert ours.failures == []
+    assert ours.operations >= 50
