@@ -18,6 +18,7 @@ from .connect import (
 )
 from .credentials import Credentials
 from .errors import ClientLibError, SecretValueError
+from .pools import psycopg_pool, sqlalchemy_engine
 from .sources import AwsCachingSource
 
 __all__ = [
@@ -36,5 +37,7 @@ __all__ = [
     "is_psycopg_auth_failure",
     "is_pymysql_auth_failure",
     "psycopg_connector",
+    "psycopg_pool",
     "pymysql_connector",
+    "sqlalchemy_engine",
 ]

@@ -109,9 +109,28 @@ class RotationAwareConnector[ConnT]:
         self._sleep = sleep
         self._lock = threading.Lock()
         self.stats = ConnectStats()
+        self.on_rotation: list[Callable[[], None]] = []
+        """Called once per change of AWSCURRENT's version, in the thread that noticed it."""
+        self._seen_version: str | None = None
 
     def credentials(self, stage: str = "AWSCURRENT") -> Credentials:
-        return Credentials.from_secret_string(self.cache.get_string(self.secret_id, stage))
+        value = self.cache.get(self.secret_id, stage)
+        if stage == "AWSCURRENT":
+            self._note_current(value.version_id)
+        if value.string is None:
+            raise SecretCacheError(f"secret '{self.secret_id}' holds binary data")
+        return Credentials.from_secret_string(value.string)
+
+    def _note_current(self, version_id: str) -> None:
+        """Record AWSCURRENT's version; a change is a rotation: run the hooks, once."""
+        with self._lock:
+            previous, self._seen_version = self._seen_version, version_id
+            changed = previous is not None and previous != version_id
+            if changed:
+                self.stats.rotations_detected += 1
+        if changed:
+            for hook in list(self.on_rotation):
+                hook()
 
     def connect(self) -> ConnT:
         """A connection with the current credentials, falling back across a rotation."""
@@ -164,10 +183,9 @@ class RotationAwareConnector[ConnT]:
         return out
 
     def _fresh(self, stage: str) -> Credentials:
-        before = self.cache.peek_version(self.secret_id, stage)
         value = self.cache.refresh(self.secret_id, stage, not_older_than=self.policy.recent)
-        if stage == "AWSCURRENT" and before is not None and before != value.version_id:
-            self._count("rotations_detected")
+        if stage == "AWSCURRENT":
+            self._note_current(value.version_id)
         if value.string is None:
             raise SecretCacheError(f"secret '{self.secret_id}' holds binary data")
         return Credentials.from_secret_string(value.string)
@@ -197,13 +215,22 @@ def pymysql_connector(
 
 
 def psycopg_connector(
-    cache: SecretCache, secret_id: str, *, policy: FallbackPolicy | None = None, **kwargs: Any
+    cache: SecretCache,
+    secret_id: str,
+    *,
+    policy: FallbackPolicy | None = None,
+    connection_class: Any = None,
+    **kwargs: Any,
 ) -> RotationAwareConnector[Any]:
     """psycopg 3 connections; ``kwargs`` go to ``psycopg.connect`` (sslmode, sslrootcert, ...)."""
     import psycopg
 
+    cls = connection_class or psycopg.Connection
+
     def connect(creds: Credentials) -> Any:
-        return psycopg.connect(
+        # The base implementation, bound to ``cls``: a pool's subclass overrides connect().
+        return psycopg.Connection.connect.__func__(  # type: ignore[attr-defined]
+            cls,
             host=creds.host,
             port=creds.port,
             user=creds.username,

@@ -170,3 +170,102 @@ def test_no_failed_operation_across_ten_rotations(
     )
     assert ours.failures == []
     assert ours.operations >= 50
+
+
+POOLED = [
+    ("postgres", "psycopg_pool"),
+    ("postgres", "sqlalchemy"),
+    ("mariadb", "sqlalchemy"),
+]
+
+
+@pytest.mark.parametrize("strategy", [SINGLE_USER, ALTERNATING_USERS])
+@pytest.mark.parametrize(("engine_name", "pool_kind"), POOLED)
+def test_pooled_connections_never_fail_across_ten_rotations(
+    engine_name: str,
+    pool_kind: str,
+    strategy: str,
+    moto_server: MotoServer,
+    postgres_server: PostgresServer,
+    mariadb_server: MariaDBServer,
+    leak_watch: LeakWatch,
+) -> None:
+    from sqlalchemy import text
+
+    from client_lib import psycopg_pool, sqlalchemy_engine
+
+    moto_server.reset()
+    endpoint = moto_server.endpoint
+    client = boto3.client("secretsmanager", endpoint_url=endpoint)
+    arn, _ = setup_secret(
+        engine_name,
+        strategy == ALTERNATING_USERS,
+        postgres_server,
+        mariadb_server,
+        client,
+        leak_watch,
+        name=f"pool_{engine_name[:2]}",
+    )
+    server = postgres_server if engine_name == "postgres" else mariadb_server
+    assert server.tls_files is not None
+    ca = str(server.tls_files.ca_cert)
+    engine = build_engine(
+        family_of(engine_name), strategy, client=client, env={ENV_TLS_CA_BUNDLE: ca}
+    )
+    stand_in = register_stand_in_function(
+        boto3.client("lambda", endpoint_url=endpoint), boto3.client("iam", endpoint_url=endpoint)
+    )
+    cache = SecretCache(boto3.client("secretsmanager", endpoint_url=endpoint), ttl=300)
+    pg_tls: dict[str, Any] = {"sslmode": "verify-full", "sslrootcert": ca, "connect_timeout": 5}
+    closers: list[Callable[[], None]] = []
+    op: Callable[[], None]
+    if pool_kind == "psycopg_pool":
+        # A short max_lifetime makes the pool open new connections all through the rotations.
+        pool, connector = psycopg_pool(
+            cache,
+            arn,
+            connect_kwargs=pg_tls,
+            min_size=2,
+            max_size=THREADS,
+            max_lifetime=1.0,
+        )
+        pool.open(wait=True)
+        closers.append(pool.close)
+
+        def op() -> None:
+            with pool.connection() as conn:
+                conn.execute("SELECT 1").fetchone()
+    else:
+        if engine_name == "postgres":
+            connector = psycopg_connector(cache, arn, **pg_tls)
+            url = "postgresql+psycopg://"
+        else:
+            connector = pymysql_connector(cache, arn, ssl=ssl.create_default_context(cafile=ca))
+            url = "mysql+pymysql://"
+        sa_engine = sqlalchemy_engine(connector, url, pool_size=THREADS, pool_recycle=1)
+        closers.append(sa_engine.dispose)
+
+        def op() -> None:
+            with sa_engine.connect() as conn:
+                conn.execute(text("SELECT 1")).scalar_one()
+
+    stop = threading.Event()
+    load = hammer(op, stop)
+    try:
+        for _ in range(ROTATIONS):
+            rotate(client, arn, engine, lambda_arn=stand_in, max_attempts=1)
+    finally:
+        finish(load, stop)
+        for close in closers:
+            close()
+    for version in client.describe_secret(SecretId=arn)["VersionIdsToStages"]:
+        leak_watch.add_secret_string(
+            client.get_secret_value(SecretId=arn, VersionId=version)["SecretString"]
+        )
+    BASELINE.append(
+        f"{engine_name} {strategy} {pool_kind}: {load.operations} ok / {len(load.failures)} "
+        f"failed (connects {connector.stats.connects}, recovered {connector.stats.recovered}, "
+        f"rotations seen {connector.stats.rotations_detected})"
+    )
+    assert load.failures == []
+    assert load.operations >= 50
