@@ -7,21 +7,24 @@ from __future__ import annotations
 
 from .cache import CacheStats, SecretCache, SecretCacheError, SecretValue
 from .connect import (
+    AsyncRotationAwareConnector,
     AuthenticationFailed,
     ConnectStats,
     FallbackPolicy,
     RotationAwareConnector,
     is_psycopg_auth_failure,
     is_pymysql_auth_failure,
+    psycopg_async_connector,
     psycopg_connector,
     pymysql_connector,
 )
 from .credentials import Credentials
 from .errors import ClientLibError, SecretValueError
-from .pools import psycopg_pool, sqlalchemy_engine
+from .pools import psycopg_async_pool, psycopg_pool, sqlalchemy_engine
 from .sources import AwsCachingSource
 
 __all__ = [
+    "AsyncRotationAwareConnector",
     "AuthenticationFailed",
     "AwsCachingSource",
     "CacheStats",
@@ -36,6 +39,8 @@ __all__ = [
     "SecretValueError",
     "is_psycopg_auth_failure",
     "is_pymysql_auth_failure",
+    "psycopg_async_connector",
+    "psycopg_async_pool",
     "psycopg_connector",
     "psycopg_pool",
     "pymysql_connector",

@@ -155,6 +155,20 @@ class SecretCache:
                 return entry.value
         return self._slow_get(secret_id, stage, entry)
 
+    def get_if_fresh(self, secret_id: str, stage: str = "AWSCURRENT") -> SecretValue | None:
+        """The cached value if it has not expired, else None; never blocks (for asyncio)."""
+        entry = self._entries.get((secret_id, stage))
+        if entry is None:
+            return None
+        now = self.clock()
+        if now >= entry.expires_at:
+            return None
+        entry.last_used = now
+        self.stats.hits += 1
+        if now >= entry.refresh_at:
+            self._start_background_refresh((secret_id, stage))
+        return entry.value
+
     def get_string(self, secret_id: str, stage: str = "AWSCURRENT") -> str:
         value = self.get(secret_id, stage)
         if value.string is None:

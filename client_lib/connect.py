@@ -16,14 +16,15 @@ rotation and pass through unchanged. Each fallback can be turned off.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import SecretCache, SecretCacheError
+from .cache import SecretCache, SecretCacheError, SecretValue
 from .credentials import Credentials
 from .errors import ClientLibError
 
@@ -82,31 +83,22 @@ class ConnectStats:
     fallbacks: dict[str, int] = field(default_factory=dict)
 
 
-class RotationAwareConnector[ConnT]:
-    """Opens connections with a secret's credentials, surviving its rotation.
-
-    ``connect`` turns :class:`Credentials` into a connection; ``is_auth_failure`` tells a refused
-    login from every other error.
-    """
+class _ConnectorBase:
+    """What the sync and async connectors share: credentials, rotation detection, fallbacks."""
 
     def __init__(
         self,
         cache: SecretCache,
         secret_id: str,
-        connect: Callable[[Credentials], ConnT],
         is_auth_failure: Callable[[BaseException], bool],
-        *,
-        policy: FallbackPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        policy: FallbackPolicy | None,
+        clock: Callable[[], float],
     ) -> None:
         self.cache = cache
         self.secret_id = secret_id
-        self._connect = connect
         self._is_auth_failure = is_auth_failure
         self.policy = policy or FallbackPolicy()
         self._clock = clock
-        self._sleep = sleep
         self._lock = threading.Lock()
         self.stats = ConnectStats()
         self.on_rotation: list[Callable[[], None]] = []
@@ -114,7 +106,10 @@ class RotationAwareConnector[ConnT]:
         self._seen_version: str | None = None
 
     def credentials(self, stage: str = "AWSCURRENT") -> Credentials:
-        value = self.cache.get(self.secret_id, stage)
+        """The cached credentials at ``stage`` (fetched on a miss)."""
+        return self._credentials_of(self.cache.get(self.secret_id, stage), stage)
+
+    def _credentials_of(self, value: SecretValue, stage: str) -> Credentials:
         if stage == "AWSCURRENT":
             self._note_current(value.version_id)
         if value.string is None:
@@ -132,67 +127,151 @@ class RotationAwareConnector[ConnT]:
             for hook in list(self.on_rotation):
                 hook()
 
+    def _stages(self) -> list[str]:
+        """What to try, in order, after an authentication failure."""
+        out = ["AWSCURRENT"]
+        if self.policy.try_pending:
+            out.append("AWSPENDING")
+        if self.policy.try_previous:
+            out.append("AWSPREVIOUS")
+        return out
+
+    def _refreshed(self, stage: str) -> Credentials | None:
+        """Freshly fetched credentials at ``stage``; None when there is no such version."""
+        try:
+            value = self.cache.refresh(self.secret_id, stage, not_older_than=self.policy.recent)
+            return self._credentials_of(value, stage)
+        except SecretCacheError:
+            return None
+
+    def _auth_failed(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a refused login (counted); anything else must be re-raised."""
+        return self._is_auth_failure(exc)
+
+    def _recovered(self, stage: str) -> None:
+        with self._lock:
+            self.stats.recovered += 1
+            self.stats.fallbacks[stage] = self.stats.fallbacks.get(stage, 0) + 1
+
+    def _pause(self, deadline: float, delay: float, last: BaseException) -> tuple[float, float]:
+        """(seconds to wait, next delay), or AuthenticationFailed once the budget is spent."""
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise AuthenticationFailed(
+                f"no version of secret '{self.secret_id}' logged in within {self.policy.budget:g} s"
+            ) from last
+        pause = min(remaining, delay * (0.5 + random.random()))  # noqa: S311 - jitter
+        return pause, min(delay * 2, self.policy.max_delay)
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+
+class RotationAwareConnector[ConnT](_ConnectorBase):
+    """Opens connections with a secret's credentials, surviving its rotation.
+
+    ``connect`` turns :class:`Credentials` into a connection; ``is_auth_failure`` tells a refused
+    login from every other error.
+    """
+
+    def __init__(
+        self,
+        cache: SecretCache,
+        secret_id: str,
+        connect: Callable[[Credentials], ConnT],
+        is_auth_failure: Callable[[BaseException], bool],
+        *,
+        policy: FallbackPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(cache, secret_id, is_auth_failure, policy, clock)
+        self._connect = connect
+        self._sleep = sleep
+
     def connect(self) -> ConnT:
         """A connection with the current credentials, falling back across a rotation."""
         self._count("connects")
         try:
             return self._connect(self.credentials())
         except Exception as exc:
-            if not self._is_auth_failure(exc):
+            if not self._auth_failed(exc):
                 raise
             self._count("auth_failures")
-            first = exc
-        return self._recover(first)
-
-    def _recover(self, first: BaseException) -> ConnT:
-        deadline = self._clock() + self.policy.budget
-        last: BaseException = first
-        delay = self.policy.base_delay
+            last: BaseException = exc
+        deadline, delay = self._clock() + self.policy.budget, self.policy.base_delay
         while True:
-            for stage, refresh in self._candidates():
-                try:
-                    creds = self._fresh(stage) if refresh else self.credentials(stage)
-                except SecretCacheError:
-                    continue  # e.g. no AWSPENDING or AWSPREVIOUS version: nothing to try
+            for stage in self._stages():
+                creds = self._refreshed(stage)
+                if creds is None:
+                    continue
                 try:
                     conn = self._connect(creds)
                 except Exception as exc:
-                    if not self._is_auth_failure(exc):
+                    if not self._auth_failed(exc):
                         raise
                     last = exc
                     continue
-                self._count("recovered")
-                with self._lock:
-                    self.stats.fallbacks[stage] = self.stats.fallbacks.get(stage, 0) + 1
+                self._recovered(stage)
                 return conn
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                raise AuthenticationFailed(
-                    f"no version of secret '{self.secret_id}' logged in within "
-                    f"{self.policy.budget:g} s"
-                ) from last
-            self._sleep(min(remaining, delay * (0.5 + random.random())))  # noqa: S311 - jitter
-            delay = min(delay * 2, self.policy.max_delay)
+            pause, delay = self._pause(deadline, delay, last)
+            self._sleep(pause)
 
-    def _candidates(self) -> list[tuple[str, bool]]:
-        out = [("AWSCURRENT", True)]
-        if self.policy.try_pending:
-            out.append(("AWSPENDING", True))
-        if self.policy.try_previous:
-            out.append(("AWSPREVIOUS", True))
-        return out
 
-    def _fresh(self, stage: str) -> Credentials:
-        value = self.cache.refresh(self.secret_id, stage, not_older_than=self.policy.recent)
-        if stage == "AWSCURRENT":
-            self._note_current(value.version_id)
-        if value.string is None:
-            raise SecretCacheError(f"secret '{self.secret_id}' holds binary data")
-        return Credentials.from_secret_string(value.string)
+class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
+    """The same, for asyncio: ``connect`` is a coroutine function.
 
-    def _count(self, name: str) -> None:
-        with self._lock:
-            setattr(self.stats, name, getattr(self.stats, name) + 1)
+    Cache hits stay on the event loop; a fetch from Secrets Manager (boto3 blocks) runs in a
+    worker thread.
+    """
+
+    def __init__(
+        self,
+        cache: SecretCache,
+        secret_id: str,
+        connect: Callable[[Credentials], Awaitable[ConnT]],
+        is_auth_failure: Callable[[BaseException], bool],
+        *,
+        policy: FallbackPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(cache, secret_id, is_auth_failure, policy, clock)
+        self._connect = connect
+
+    async def current_credentials(self) -> Credentials:
+        value = self.cache.get_if_fresh(self.secret_id)
+        if value is None:
+            value = await asyncio.to_thread(self.cache.get, self.secret_id)
+        return self._credentials_of(value, "AWSCURRENT")
+
+    async def connect(self) -> ConnT:
+        """A connection with the current credentials, falling back across a rotation."""
+        self._count("connects")
+        try:
+            return await self._connect(await self.current_credentials())
+        except Exception as exc:
+            if not self._auth_failed(exc):
+                raise
+            self._count("auth_failures")
+            last: BaseException = exc
+        deadline, delay = self._clock() + self.policy.budget, self.policy.base_delay
+        while True:
+            for stage in self._stages():
+                creds = await asyncio.to_thread(self._refreshed, stage)
+                if creds is None:
+                    continue
+                try:
+                    conn = await self._connect(creds)
+                except Exception as exc:
+                    if not self._auth_failed(exc):
+                        raise
+                    last = exc
+                    continue
+                self._recovered(stage)
+                return conn
+            pause, delay = self._pause(deadline, delay, last)
+            await asyncio.sleep(pause)
 
 
 def pymysql_connector(
@@ -240,3 +319,32 @@ def psycopg_connector(
         )
 
     return RotationAwareConnector(cache, secret_id, connect, is_psycopg_auth_failure, policy=policy)
+
+
+def psycopg_async_connector(
+    cache: SecretCache,
+    secret_id: str,
+    *,
+    policy: FallbackPolicy | None = None,
+    connection_class: Any = None,
+    **kwargs: Any,
+) -> AsyncRotationAwareConnector[Any]:
+    """psycopg 3 ``AsyncConnection``s; ``kwargs`` go to ``AsyncConnection.connect``."""
+    import psycopg
+
+    cls = connection_class or psycopg.AsyncConnection
+
+    async def connect(creds: Credentials) -> Any:
+        return await psycopg.AsyncConnection.connect.__func__(  # type: ignore[attr-defined]
+            cls,
+            host=creds.host,
+            port=creds.port,
+            user=creds.username,
+            password=creds.password,
+            dbname=creds.dbname or "postgres",
+            **kwargs,
+        )
+
+    return AsyncRotationAwareConnector(
+        cache, secret_id, connect, is_psycopg_auth_failure, policy=policy
+    )

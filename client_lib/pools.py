@@ -1,4 +1,4 @@
-"""Pools whose connections follow rotations: psycopg_pool and SQLAlchemy.
+"""Pools whose connections follow rotations: psycopg_pool (sync and async) and SQLAlchemy.
 
 Both open every new connection through a :class:`RotationAwareConnector`, so a pool that grows or
 replaces a connection during a rotation gets credentials that log in. When the connector sees
@@ -9,10 +9,17 @@ on a password change).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .cache import SecretCache
-from .connect import FallbackPolicy, RotationAwareConnector, psycopg_connector
+from .connect import (
+    AsyncRotationAwareConnector,
+    FallbackPolicy,
+    RotationAwareConnector,
+    psycopg_async_connector,
+    psycopg_connector,
+)
 
 
 def psycopg_pool(
@@ -51,6 +58,46 @@ def psycopg_pool(
     pool_kwargs.setdefault("open", False)  # open it with pool.open() or use it as a context
     pool: Any = ConnectionPool(connection_class=RotatingConnection, **pool_kwargs)
     connector.on_rotation.append(pool.drain)
+    return pool, connector
+
+
+async def psycopg_async_pool(
+    cache: SecretCache,
+    secret_id: str,
+    *,
+    policy: FallbackPolicy | None = None,
+    connect_kwargs: dict[str, Any] | None = None,
+    **pool_kwargs: Any,
+) -> tuple[Any, AsyncRotationAwareConnector[Any]]:
+    """A ``psycopg_pool.AsyncConnectionPool`` (not yet opened) and its connector."""
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool
+
+    holder: dict[str, AsyncRotationAwareConnector[Any]] = {}
+
+    class RotatingAsyncConnection(psycopg.AsyncConnection[Any]):
+        @classmethod
+        async def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
+            return await holder["connector"].connect()
+
+    connector = psycopg_async_connector(
+        cache,
+        secret_id,
+        policy=policy,
+        connection_class=RotatingAsyncConnection,
+        **(connect_kwargs or {}),
+    )
+    holder["connector"] = connector
+    pool_kwargs.setdefault("check", AsyncConnectionPool.check_connection)
+    pool_kwargs.setdefault("open", False)
+    pool: Any = AsyncConnectionPool(connection_class=RotatingAsyncConnection, **pool_kwargs)
+    loop = asyncio.get_running_loop()
+
+    def drain() -> None:
+        # Hooks may run in the worker thread that fetched the secret: hand over to the loop.
+        asyncio.run_coroutine_threadsafe(pool.drain(), loop)
+
+    connector.on_rotation.append(drain)
     return pool, connector
 
 

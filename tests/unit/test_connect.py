@@ -149,3 +149,28 @@ def test_many_threads_failing_at_once_cost_one_refresh() -> None:
         assert connector.connect() == "conn:new"
     # One fetch per stage for the whole burst: the refresh is shared for `recent` seconds.
     assert client.gets == 2
+
+
+def test_async_connector_falls_back_to_pending_and_passes_other_errors() -> None:
+    import asyncio
+
+    from client_lib import AsyncRotationAwareConnector
+
+    client = CountingClient()
+    client.versions["app/db"] = {
+        "AWSCURRENT": ("v-old", secret("old")),
+        "AWSPENDING": ("v-new", secret("new")),
+    }
+    db = FakeDb("new")
+
+    async def connect(creds: Credentials) -> str:
+        return db.connect(creds)
+
+    connector = AsyncRotationAwareConnector(
+        SecretCache(client, ttl=300), "app/db", connect, lambda e: isinstance(e, Refused)
+    )
+    assert asyncio.run(connector.connect()) == "conn:new"
+    assert connector.stats.fallbacks == {"AWSPENDING": 1}
+    db.down = True
+    with pytest.raises(ConnectionRefusedError):
+        asyncio.run(connector.connect())
