@@ -1,10 +1,11 @@
 """A fast, bounded secret cache keyed by secret id and version stage.
 
 - A hit is a dictionary lookup and a clock comparison: no lock, no copy, no I/O.
-- Entries expire after a TTL with jitter (so many processes do not refresh in step) and are
-  refreshed *before* expiry in a background thread; however many threads ask, one fetch per key
-  runs at a time (single flight). A caller never sleeps: it waits only for a fetch in flight when
-  it has nothing to serve.
+- Entries are refreshed once per TTL, plus up to ``jitter`` of it (so many processes do not
+  refresh in step), in a background thread, while the old value is still served for a grace of
+  ``refresh_ahead`` x TTL; however many threads ask, one fetch per key runs at a time (single
+  flight). So there is at most one refresh per TTL. A caller never sleeps: it waits only for a
+  fetch in flight when it has nothing to serve.
 - A refresh first asks the cheap DescribeSecret whether the stage still points at the version it
   holds; only a new version costs a GetSecretValue.
 - On a transient error (throttling, network, 5xx) the last value keeps being served up to
@@ -77,11 +78,11 @@ class SecretValue:
 class _Entry:
     __slots__ = ("expires_at", "fetched_at", "last_used", "refresh_at", "value")
 
-    def __init__(self, value: SecretValue, fetched_at: float, ttl: float, ahead: float) -> None:
+    def __init__(self, value: SecretValue, fetched_at: float, ttl: float, grace: float) -> None:
         self.value = value
         self.fetched_at = fetched_at
-        self.expires_at = fetched_at + ttl
-        self.refresh_at = self.expires_at - ahead
+        self.refresh_at = fetched_at + ttl
+        self.expires_at = self.refresh_at + grace
         self.last_used = fetched_at
 
 
@@ -181,19 +182,16 @@ class SecretCache:
     # -- refreshing -----------------------------------------------------------------------------
 
     def refresh(
-        self, secret_id: str, stage: str = "AWSCURRENT", *, not_older_than: float = 0.0
+        self, secret_id: str, stage: str = "AWSCURRENT", *, fetched_since: float | None = None
     ) -> SecretValue:
         """Fetch now (joining a fetch already in flight) and return the fresh value.
 
-        With ``not_older_than``, a value fetched at most that many seconds ago is fresh enough:
-        many threads that fail at once then cost one fetch, not one each.
+        With ``fetched_since`` (a time of this cache's clock), a value fetched at or after that
+        moment is fresh enough: threads that failed at the same moment share one fetch, and none
+        reuses a value older than its own failure.
         """
         entry = self._entries.get((secret_id, stage))
-        if (
-            not_older_than > 0
-            and entry is not None
-            and self.clock() - entry.fetched_at <= not_older_than
-        ):
+        if fetched_since is not None and entry is not None and entry.fetched_at >= fetched_since:
             return entry.value
         return self._fetch_single_flight(secret_id, stage).result().value
 
@@ -267,8 +265,8 @@ class SecretCache:
         future.set_result(entry)
 
     def _new_entry(self, value: SecretValue) -> _Entry:
-        ttl = self.ttl * (1 - self.jitter + 2 * self.jitter * self._random())
-        return _Entry(value, self.clock(), ttl, self.refresh_ahead * ttl)
+        ttl = self.ttl * (1 + self.jitter * self._random())
+        return _Entry(value, self.clock(), ttl, self.refresh_ahead * self.ttl)
 
     def _fetch(self, key: tuple[str, str], old: _Entry | None) -> _Entry:
         secret_id, stage = key

@@ -10,8 +10,9 @@ connector then forces a refresh and tries, in order:
    cannot cover);
 3. AWSPREVIOUS (a client whose view of Secrets Manager runs ahead of the database),
 
-within a time budget, with jittered backoff between rounds. Network and other errors are not
-rotation and pass through unchanged. Each fallback can be turned off.
+within a time budget, with jittered backoff between rounds. A value another thread fetched after
+this caller's login failed is reused, so a burst of failures costs one fetch. Network and other
+errors are not rotation and pass through unchanged. Each fallback can be turned off.
 """
 
 from __future__ import annotations
@@ -66,8 +67,6 @@ class FallbackPolicy:
     """Seconds, from the first failure, before giving up."""
     base_delay: float = 0.05
     max_delay: float = 1.0
-    recent: float = 1.0
-    """A value another thread fetched this many seconds ago counts as freshly refreshed."""
     try_pending: bool = True
     try_previous: bool = True
 
@@ -104,6 +103,18 @@ class _ConnectorBase:
         self.on_rotation: list[Callable[[], None]] = []
         """Called once per change of AWSCURRENT's version, in the thread that noticed it."""
         self._seen_version: str | None = None
+        # After recovering with AWSPENDING or AWSPREVIOUS: keep using those credentials (no
+        # Secrets Manager call per connect) until they fail or AWSCURRENT reaches that version.
+        self._preferred: tuple[Credentials, str] | None = None
+
+    def _first_choice(self) -> Credentials | None:
+        preferred = self._preferred
+        if preferred is None:
+            return None
+        if self.cache.peek_version(self.secret_id) == preferred[1]:
+            self._preferred = None  # the rotation finished: AWSCURRENT has that version
+            return None
+        return preferred[0]
 
     def credentials(self, stage: str = "AWSCURRENT") -> Credentials:
         """The cached credentials at ``stage`` (fetched on a miss)."""
@@ -136,11 +147,11 @@ class _ConnectorBase:
             out.append("AWSPREVIOUS")
         return out
 
-    def _refreshed(self, stage: str) -> Credentials | None:
-        """Freshly fetched credentials at ``stage``; None when there is no such version."""
+    def _refreshed(self, stage: str, failed_at: float) -> tuple[Credentials, str] | None:
+        """(credentials, version) at ``stage`` fetched after ``failed_at``; None if absent."""
         try:
-            value = self.cache.refresh(self.secret_id, stage, not_older_than=self.policy.recent)
-            return self._credentials_of(value, stage)
+            value = self.cache.refresh(self.secret_id, stage, fetched_since=failed_at)
+            return self._credentials_of(value, stage), value.version_id
         except SecretCacheError:
             return None
 
@@ -148,10 +159,11 @@ class _ConnectorBase:
         """Whether ``exc`` is a refused login (counted); anything else must be re-raised."""
         return self._is_auth_failure(exc)
 
-    def _recovered(self, stage: str) -> None:
+    def _recovered(self, stage: str, found: tuple[Credentials, str]) -> None:
         with self._lock:
             self.stats.recovered += 1
             self.stats.fallbacks[stage] = self.stats.fallbacks.get(stage, 0) + 1
+            self._preferred = None if stage == "AWSCURRENT" else found
 
     def _pause(self, deadline: float, delay: float, last: BaseException) -> tuple[float, float]:
         """(seconds to wait, next delay), or AuthenticationFailed once the budget is spent."""
@@ -193,27 +205,30 @@ class RotationAwareConnector[ConnT](_ConnectorBase):
     def connect(self) -> ConnT:
         """A connection with the current credentials, falling back across a rotation."""
         self._count("connects")
+        preferred = self._first_choice()
         try:
-            return self._connect(self.credentials())
+            return self._connect(preferred or self.credentials())
         except Exception as exc:
             if not self._auth_failed(exc):
                 raise
             self._count("auth_failures")
+            self._preferred = None
             last: BaseException = exc
         deadline, delay = self._clock() + self.policy.budget, self.policy.base_delay
         while True:
+            failed_at = self.cache.clock()
             for stage in self._stages():
-                creds = self._refreshed(stage)
-                if creds is None:
+                found = self._refreshed(stage, failed_at)
+                if found is None:
                     continue
                 try:
-                    conn = self._connect(creds)
+                    conn = self._connect(found[0])
                 except Exception as exc:
                     if not self._auth_failed(exc):
                         raise
                     last = exc
                     continue
-                self._recovered(stage)
+                self._recovered(stage, found)
                 return conn
             pause, delay = self._pause(deadline, delay, last)
             self._sleep(pause)
@@ -248,27 +263,30 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
     async def connect(self) -> ConnT:
         """A connection with the current credentials, falling back across a rotation."""
         self._count("connects")
+        preferred = self._first_choice()
         try:
-            return await self._connect(await self.current_credentials())
+            return await self._connect(preferred or await self.current_credentials())
         except Exception as exc:
             if not self._auth_failed(exc):
                 raise
             self._count("auth_failures")
+            self._preferred = None
             last: BaseException = exc
         deadline, delay = self._clock() + self.policy.budget, self.policy.base_delay
         while True:
+            failed_at = self.cache.clock()
             for stage in self._stages():
-                creds = await asyncio.to_thread(self._refreshed, stage)
-                if creds is None:
+                found = await asyncio.to_thread(self._refreshed, stage, failed_at)
+                if found is None:
                     continue
                 try:
-                    conn = await self._connect(creds)
+                    conn = await self._connect(found[0])
                 except Exception as exc:
                     if not self._auth_failed(exc):
                         raise
                     last = exc
                     continue
-                self._recovered(stage)
+                self._recovered(stage, found)
                 return conn
             pause, delay = self._pause(deadline, delay, last)
             await asyncio.sleep(pause)

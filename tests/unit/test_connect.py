@@ -147,7 +147,7 @@ def test_many_threads_failing_at_once_cost_one_refresh() -> None:
     connector, _db, client, _ = setup("new", AWSCURRENT="old", AWSPENDING="new")
     for _ in range(8):
         assert connector.connect() == "conn:new"
-    # One fetch per stage for the whole burst: the refresh is shared for `recent` seconds.
+    # Fake time stands still: every later failure happens "at" the first fetch, which it reuses.
     assert client.gets == 2
 
 
