@@ -54,6 +54,17 @@ class CountingClient:
         return self.client.get_secret_value(**kwargs)
 
 
+def moto_client(moto: MotoServer, service: str) -> Any:
+    factory: Any = boto3.client  # typed per service name; ours is a variable
+    return factory(
+        service,
+        endpoint_url=moto.endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",  # noqa: S106 - moto
+    )
+
+
 def run_threads(n: int, seconds: float, op: Any) -> list[float]:
     """Run ``op`` in ``n`` threads for ``seconds``; return each call's latency in ms."""
     latencies: list[float] = []
@@ -85,13 +96,7 @@ def main() -> None:
     with MotoServer() as moto, PostgresServer() as pg:
         assert pg.tls_files is not None
         ca = str(pg.tls_files.ca_cert)
-        sm = boto3.client(
-            "secretsmanager",
-            endpoint_url=moto.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",  # noqa: S106 - moto
-        )
+        sm = moto_client(moto, "secretsmanager")
         create_app_user(pg, "postgres", "bench_app", "initial-Password-1")
         secret = {
             "engine": "postgres",
@@ -123,20 +128,8 @@ def main() -> None:
         engine = build_engine(
             EngineFamily.POSTGRESQL, SINGLE_USER, client=sm, env={ENV_TLS_CA_BUNDLE: ca}
         )
-        lam = boto3.client(
-            "lambda",
-            endpoint_url=moto.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",  # noqa: S106 - moto
-        )
-        iam = boto3.client(
-            "iam",
-            endpoint_url=moto.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",  # noqa: S106 - moto
-        )
+        lam = moto_client(moto, "lambda")
+        iam = moto_client(moto, "iam")
         stand_in = register_stand_in_function(lam, iam)
         rotations = 10
         latencies: list[float] = []

@@ -311,6 +311,17 @@ def pymysql_connector(
     return RotationAwareConnector(cache, secret_id, connect, is_pymysql_auth_failure, policy=policy)
 
 
+def _psycopg_params(creds: Credentials, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "host": creds.host,
+        "port": creds.port,
+        "user": creds.username,
+        "password": creds.password,
+        "dbname": creds.dbname or "postgres",
+        **extra,
+    }
+
+
 def psycopg_connector(
     cache: SecretCache,
     secret_id: str,
@@ -326,15 +337,8 @@ def psycopg_connector(
 
     def connect(creds: Credentials) -> Any:
         # The base implementation, bound to ``cls``: a pool's subclass overrides connect().
-        return psycopg.Connection.connect.__func__(  # type: ignore[attr-defined]
-            cls,
-            host=creds.host,
-            port=creds.port,
-            user=creds.username,
-            password=creds.password,
-            dbname=creds.dbname or "postgres",
-            **kwargs,
-        )
+        base = psycopg.Connection.connect.__func__  # type: ignore[attr-defined]
+        return base(cls, **_psycopg_params(creds, kwargs))
 
     return RotationAwareConnector(cache, secret_id, connect, is_psycopg_auth_failure, policy=policy)
 
@@ -353,15 +357,8 @@ def psycopg_async_connector(
     cls = connection_class or psycopg.AsyncConnection
 
     async def connect(creds: Credentials) -> Any:
-        return await psycopg.AsyncConnection.connect.__func__(  # type: ignore[attr-defined]
-            cls,
-            host=creds.host,
-            port=creds.port,
-            user=creds.username,
-            password=creds.password,
-            dbname=creds.dbname or "postgres",
-            **kwargs,
-        )
+        base = psycopg.AsyncConnection.connect.__func__  # type: ignore[attr-defined]
+        return await base(cls, **_psycopg_params(creds, kwargs))
 
     return AsyncRotationAwareConnector(
         cache, secret_id, connect, is_psycopg_auth_failure, policy=policy

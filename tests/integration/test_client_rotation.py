@@ -71,6 +71,46 @@ def finish(load: Load, stop: threading.Event) -> None:
         thread.join(30)
 
 
+@dataclass
+class Prepared:
+    client: Any
+    arn: str
+    ca: str
+    engine: Any
+    stand_in: str
+    cache: SecretCache
+
+
+def prepare(
+    engine_name: str,
+    strategy: str,
+    alternating: bool,
+    moto_server: MotoServer,
+    postgres_server: PostgresServer,
+    mariadb_server: MariaDBServer,
+    leaks: LeakWatch,
+    name: str,
+) -> Prepared:
+    """A fresh moto server state, a user and its secret, the rotation engine, a client cache."""
+    moto_server.reset()
+    endpoint = moto_server.endpoint
+    client = boto3.client("secretsmanager", endpoint_url=endpoint)
+    arn, _ = setup_secret(
+        engine_name, alternating, postgres_server, mariadb_server, client, leaks, name=name
+    )
+    server = postgres_server if engine_name == "postgres" else mariadb_server
+    assert server.tls_files is not None
+    ca = str(server.tls_files.ca_cert)
+    engine = build_engine(
+        family_of(engine_name), strategy, client=client, env={ENV_TLS_CA_BUNDLE: ca}
+    )
+    stand_in = register_stand_in_function(
+        boto3.client("lambda", endpoint_url=endpoint), boto3.client("iam", endpoint_url=endpoint)
+    )
+    cache = SecretCache(boto3.client("secretsmanager", endpoint_url=endpoint), ttl=300)
+    return Prepared(client, arn, ca, engine, stand_in, cache)
+
+
 def query(conn: Any) -> None:
     try:
         with conn.cursor() as cur:
@@ -90,29 +130,24 @@ def test_no_failed_operation_across_ten_rotations(
     mariadb_server: MariaDBServer,
     leak_watch: LeakWatch,
 ) -> None:
-    moto_server.reset()
-    endpoint = moto_server.endpoint
-    client = boto3.client("secretsmanager", endpoint_url=endpoint)
-    alternating = strategy == ALTERNATING_USERS
-    arn, _ = setup_secret(
+    world = prepare(
         engine_name,
-        alternating,
+        strategy,
+        strategy == ALTERNATING_USERS,
+        moto_server,
         postgres_server,
         mariadb_server,
-        client,
         leak_watch,
-        name=f"load_{engine_name[:2]}",
+        f"load_{engine_name[:2]}",
     )
-    server = postgres_server if engine_name == "postgres" else mariadb_server
-    assert server.tls_files is not None
-    ca = str(server.tls_files.ca_cert)
-    engine = build_engine(
-        family_of(engine_name), strategy, client=client, env={ENV_TLS_CA_BUNDLE: ca}
+    client, arn, ca, engine, stand_in, cache = (
+        world.client,
+        world.arn,
+        world.ca,
+        world.engine,
+        world.stand_in,
+        world.cache,
     )
-    stand_in = register_stand_in_function(
-        boto3.client("lambda", endpoint_url=endpoint), boto3.client("iam", endpoint_url=endpoint)
-    )
-    cache = SecretCache(boto3.client("secretsmanager", endpoint_url=endpoint), ttl=300)
     if engine_name == "postgres":
         connector = psycopg_connector(
             cache, arn, sslmode="verify-full", sslrootcert=ca, connect_timeout=5
@@ -126,7 +161,8 @@ def test_no_failed_operation_across_ten_rotations(
         query(connector.connect())
 
     aws = AwsSecretCache(
-        config=SecretCacheConfig(), client=boto3.client("secretsmanager", endpoint_url=endpoint)
+        config=SecretCacheConfig(),
+        client=boto3.client("secretsmanager", endpoint_url=moto_server.endpoint),
     )
 
     def naive_op() -> None:
@@ -194,28 +230,24 @@ def test_pooled_connections_never_fail_across_ten_rotations(
 
     from client_lib import psycopg_pool, sqlalchemy_engine
 
-    moto_server.reset()
-    endpoint = moto_server.endpoint
-    client = boto3.client("secretsmanager", endpoint_url=endpoint)
-    arn, _ = setup_secret(
+    world = prepare(
         engine_name,
+        strategy,
         strategy == ALTERNATING_USERS,
+        moto_server,
         postgres_server,
         mariadb_server,
-        client,
         leak_watch,
-        name=f"pool_{engine_name[:2]}",
+        f"pool_{engine_name[:2]}",
     )
-    server = postgres_server if engine_name == "postgres" else mariadb_server
-    assert server.tls_files is not None
-    ca = str(server.tls_files.ca_cert)
-    engine = build_engine(
-        family_of(engine_name), strategy, client=client, env={ENV_TLS_CA_BUNDLE: ca}
+    client, arn, ca, engine, stand_in, cache = (
+        world.client,
+        world.arn,
+        world.ca,
+        world.engine,
+        world.stand_in,
+        world.cache,
     )
-    stand_in = register_stand_in_function(
-        boto3.client("lambda", endpoint_url=endpoint), boto3.client("iam", endpoint_url=endpoint)
-    )
-    cache = SecretCache(boto3.client("secretsmanager", endpoint_url=endpoint), ttl=300)
     pg_tls: dict[str, Any] = {"sslmode": "verify-full", "sslrootcert": ca, "connect_timeout": 5}
     closers: list[Callable[[], None]] = []
     op: Callable[[], None]
@@ -285,27 +317,24 @@ def test_async_psycopg_never_fails_across_ten_rotations(
 
     from client_lib import psycopg_async_connector, psycopg_async_pool
 
-    moto_server.reset()
-    endpoint = moto_server.endpoint
-    client = boto3.client("secretsmanager", endpoint_url=endpoint)
-    arn, _ = setup_secret(
+    world = prepare(
         "postgres",
+        strategy,
         strategy == ALTERNATING_USERS,
+        moto_server,
         postgres_server,
         mariadb_server,
-        client,
         leak_watch,
-        name="async_pg",
+        "async_pg",
     )
-    assert postgres_server.tls_files is not None
-    ca = str(postgres_server.tls_files.ca_cert)
-    engine = build_engine(
-        family_of("postgres"), strategy, client=client, env={ENV_TLS_CA_BUNDLE: ca}
+    client, arn, ca, engine, stand_in, cache = (
+        world.client,
+        world.arn,
+        world.ca,
+        world.engine,
+        world.stand_in,
+        world.cache,
     )
-    stand_in = register_stand_in_function(
-        boto3.client("lambda", endpoint_url=endpoint), boto3.client("iam", endpoint_url=endpoint)
-    )
-    cache = SecretCache(boto3.client("secretsmanager", endpoint_url=endpoint), ttl=300)
     tls: dict[str, Any] = {"sslmode": "verify-full", "sslrootcert": ca, "connect_timeout": 5}
     load = Load()
 

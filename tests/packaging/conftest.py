@@ -26,12 +26,10 @@ def sam_env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``scripts/sam-build x86_64`` into a temporary build directory."""
-    out = tmp_path_factory.mktemp("sam") / "build"
+def sam_build(arch: str, out: Path) -> Path:
+    """``scripts/sam-build ARCH --build-dir OUT``; fails the test with SAM's output if it fails."""
     result = subprocess.run(
-        [str(ROOT / "scripts" / "sam-build"), "x86_64", "--build-dir", str(out)],
+        [str(ROOT / "scripts" / "sam-build"), arch, "--build-dir", str(out)],
         cwd=ROOT,
         env=sam_env(),
         capture_output=True,
@@ -41,6 +39,12 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The x86_64 build, once a session."""
+    return sam_build("x86_64", tmp_path_factory.mktemp("sam") / "build")
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .conftest import FUNCTIONS, ROOT, sam_env
+from .conftest import FUNCTIONS, sam_build
 
 EM_X86_64, EM_AARCH64 = 62, 183
 
@@ -29,18 +28,7 @@ def machines(artifact: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def arm64_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sam-arm64") / "build"
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "sam-build"), "arm64", "--build-dir", str(out)],
-        cwd=ROOT,
-        env=sam_env(),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return out
+    return sam_build("arm64", tmp_path_factory.mktemp("sam-arm64") / "build")
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
