@@ -155,10 +155,6 @@ class _ConnectorBase:
         except SecretCacheError:
             return None
 
-    def _auth_failed(self, exc: BaseException) -> bool:
-        """Whether ``exc`` is a refused login (counted); anything else must be re-raised."""
-        return self._is_auth_failure(exc)
-
     def _recovered(self, stage: str, found: tuple[Credentials, str]) -> None:
         with self._lock:
             self.stats.recovered += 1
@@ -209,7 +205,7 @@ class RotationAwareConnector[ConnT](_ConnectorBase):
         try:
             return self._connect(preferred or self.credentials())
         except Exception as exc:
-            if not self._auth_failed(exc):
+            if not self._is_auth_failure(exc):
                 raise
             self._count("auth_failures")
             self._preferred = None
@@ -224,7 +220,7 @@ class RotationAwareConnector[ConnT](_ConnectorBase):
                 try:
                     conn = self._connect(found[0])
                 except Exception as exc:
-                    if not self._auth_failed(exc):
+                    if not self._is_auth_failure(exc):
                         raise
                     last = exc
                     continue
@@ -267,7 +263,7 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
         try:
             return await self._connect(preferred or await self.current_credentials())
         except Exception as exc:
-            if not self._auth_failed(exc):
+            if not self._is_auth_failure(exc):
                 raise
             self._count("auth_failures")
             self._preferred = None
@@ -282,7 +278,7 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
                 try:
                     conn = await self._connect(found[0])
                 except Exception as exc:
-                    if not self._auth_failed(exc):
+                    if not self._is_auth_failure(exc):
                         raise
                     last = exc
                     continue

@@ -137,13 +137,9 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
             conn.close()
 
     def server_version(self, conn: MyConnection) -> ServerVersion:
-        """The server's version, from ``SELECT VERSION()``."""
-        with conn.cursor() as cur:
-            cur.execute("SELECT VERSION()")
-            row = cur.fetchone()
-        if row is None:
-            raise RotationError("SELECT VERSION() returned no row")
-        return ServerVersion.parse(str(row[0]))
+        """The server's version, as announced in the connection handshake (no query)."""
+        info = conn.get_server_info()  # type: ignore[no-untyped-call]  # types-PyMySQL leaves it untyped
+        return ServerVersion.parse(str(info))
 
     def change_own_password(
         self, conn: MyConnection, login: DatabaseSecret, new_password: str

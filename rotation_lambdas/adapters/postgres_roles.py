@@ -40,9 +40,6 @@ class RoleState:
     member_of: frozenset[str]
     settings: dict[tuple[Scope, str], str] = field(default_factory=dict)
 
-    def role_setting(self) -> str | None:
-        return self.settings.get((None, "role"))
-
 
 def role_state(conn: Conn, name: str) -> RoleState | None:
     """The role's attributes, memberships and settings, or None if it does not exist."""
