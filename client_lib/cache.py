@@ -6,8 +6,11 @@
   ``refresh_ahead`` x TTL; however many threads ask, one fetch per key runs at a time (single
   flight). So there is at most one refresh per TTL. A caller never sleeps: it waits only for a
   fetch in flight when it has nothing to serve.
-- A refresh first asks the cheap DescribeSecret whether the stage still points at the version it
-  holds; only a new version costs a GetSecretValue.
+- A refresh first asks the cheap DescribeSecret which version each stage points at; a version the
+  cache already holds (under any stage: after a rotation, AWSCURRENT moves to the version it
+  fetched as AWSPENDING) costs nothing more, only an unknown one costs a GetSecretValue. A
+  forced refresh (``fetched_since``) reuses a DescribeSecret made after that moment, so the
+  fallbacks after one failed login (AWSCURRENT, AWSPENDING, AWSPREVIOUS) share one.
 - On a transient error (throttling, network, 5xx) the last value keeps being served up to
   ``max_staleness`` seconds after it was fetched; then the error is raised.
 - At most ``max_secrets`` entries; the least recently used goes first.
@@ -18,9 +21,9 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -73,6 +76,21 @@ class SecretValue:
                 raise SecretCacheError(f"secret '{self.secret_id}' is not valid JSON") from None
             object.__setattr__(self, "_parsed", parsed)
         return self._parsed
+
+
+@dataclass(frozen=True, slots=True)
+class _Description:
+    """What one DescribeSecret said: the version each stage points at."""
+
+    started_at: float
+    """The cache clock before the call: the state described is at least this recent."""
+    version_stages: Mapping[str, Sequence[str]]
+
+    def version_at(self, stage: str) -> str | None:
+        for version_id, stages in self.version_stages.items():
+            if stage in stages:
+                return version_id
+        return None
 
 
 class _Entry:
@@ -139,6 +157,7 @@ class SecretCache:
         self._random = random
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._inflight: dict[tuple[str, str], Future[_Entry]] = {}
+        self._descriptions: dict[str, _Description] = {}
         self._lock = threading.Lock()
         self._executor = executor
         self.stats = CacheStats()
@@ -193,7 +212,10 @@ class SecretCache:
         entry = self._entries.get((secret_id, stage))
         if fetched_since is not None and entry is not None and entry.fetched_at >= fetched_since:
             return entry.value
-        return self._fetch_single_flight(secret_id, stage).result().value
+        future = self._fetch_single_flight(
+            secret_id, stage, fetched_since, force=fetched_since is None
+        )
+        return future.result().value
 
     def peek_version(self, secret_id: str, stage: str = "AWSCURRENT") -> str | None:
         """The version id cached for ``(secret_id, stage)``, without fetching; None if absent."""
@@ -205,6 +227,8 @@ class SecretCache:
         with self._lock:
             for key in [k for k in self._entries if secret_id is None or k[0] == secret_id]:
                 del self._entries[key]
+            for name in [n for n in self._descriptions if secret_id is None or n == secret_id]:
+                del self._descriptions[name]
 
     def _slow_get(self, secret_id: str, stage: str, entry: _Entry | None) -> SecretValue:
         now = self.clock()
@@ -227,28 +251,50 @@ class SecretCache:
 
     def _start_background_refresh(self, key: tuple[str, str]) -> None:
         with self._lock:
-            if key in self._inflight:
-                return
+            if key in self._inflight or self._fresh(key) is not None:
+                return  # running, or done since the caller read the old entry
             future: Future[_Entry] = Future()
             self._inflight[key] = future
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(2, thread_name_prefix="keyturn-cache")
-        self._executor.submit(self._run_fetch, key, future)
+        self._executor.submit(self._run_fetch, key, future, None)
 
-    def _fetch_single_flight(self, secret_id: str, stage: str) -> Future[_Entry]:
+    def _fetch_single_flight(
+        self,
+        secret_id: str,
+        stage: str,
+        fetched_since: float | None = None,
+        *,
+        force: bool = False,
+    ) -> Future[_Entry]:
         key = (secret_id, stage)
         with self._lock:
             future = self._inflight.get(key)
             if future is not None:
                 return future
             future = Future()
+            fresh = None if force else self._fresh(key, fetched_since)
+            if fresh is not None:  # another thread's fetch finished since the caller looked
+                future.set_result(fresh)
+                return future
             self._inflight[key] = future
-        self._run_fetch(key, future)
+        self._run_fetch(key, future, fetched_since)
         return future
 
-    def _run_fetch(self, key: tuple[str, str], future: Future[_Entry]) -> None:
+    def _fresh(self, key: tuple[str, str], fetched_since: float | None = None) -> _Entry | None:
+        """The entry for ``key`` if it needs no fetch now (call with the lock held)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if fetched_since is not None:
+            return entry if entry.fetched_at >= fetched_since else None
+        return entry if self.clock() < entry.refresh_at else None
+
+    def _run_fetch(
+        self, key: tuple[str, str], future: Future[_Entry], fetched_since: float | None
+    ) -> None:
         try:
-            entry = self._fetch(key, self._entries.get(key))
+            entry = self._fetch(key, self._entries.get(key), fetched_since)
         except SecretCacheError as exc:
             self.stats.errors += 1
             with self._lock:
@@ -262,25 +308,71 @@ class SecretCache:
                 oldest = min(self._entries, key=lambda k: self._entries[k].last_used)
                 del self._entries[oldest]
                 self.stats.evictions += 1
+                if not any(k[0] == oldest[0] for k in self._entries):
+                    self._descriptions.pop(oldest[0], None)
         future.set_result(entry)
 
     def _new_entry(self, value: SecretValue) -> _Entry:
         ttl = self.ttl * (1 + self.jitter * self._random())
         return _Entry(value, self.clock(), ttl, self.refresh_ahead * self.ttl)
 
-    def _fetch(self, key: tuple[str, str], old: _Entry | None) -> _Entry:
+    def _describe(self, secret_id: str, fetched_since: float | None) -> _Description | None:
+        """A DescribeSecret made after ``fetched_since``, reused if there is one; else a new one."""
+        if fetched_since is not None:
+            recent = self._descriptions.get(secret_id)
+            if recent is not None and recent.started_at >= fetched_since:
+                return recent
+        describe = getattr(self.client, "describe_secret", None)
+        if describe is None:
+            return None
+        started_at = self.clock()
+        self.stats.describes += 1
+        response = describe(SecretId=secret_id)
+        description = _Description(started_at, response.get("VersionIdsToStages", {}))
+        self._descriptions[secret_id] = description
+        return description
+
+    def _known_value(
+        self, secret_id: str, version_id: str, old: _Entry | None
+    ) -> SecretValue | None:
+        """A value this cache already holds for ``version_id``, under any stage."""
+        if old is not None and old.value.version_id == version_id:
+            return old.value
+        with self._lock:
+            held = [e for (name, _), e in self._entries.items() if name == secret_id]
+        for entry in held:
+            if entry.value.version_id == version_id:
+                return entry.value
+        return None
+
+    def _fetch(
+        self, key: tuple[str, str], old: _Entry | None, fetched_since: float | None
+    ) -> _Entry:
         secret_id, stage = key
         try:
-            describe = getattr(self.client, "describe_secret", None)
-            if old is not None and describe is not None:
-                self.stats.describes += 1
-                described = describe(SecretId=secret_id)
-                for version_id, stages in described.get("VersionIdsToStages", {}).items():
-                    if stage in stages and version_id == old.value.version_id:
+            description = None
+            if old is not None or fetched_since is not None:
+                description = self._describe(secret_id, fetched_since)
+            if description is not None:
+                version_id = description.version_at(stage)
+                if version_id is None:
+                    self._forget(key)
+                    raise SecretCacheError(
+                        f"secret '{secret_id}' has no version at {stage}", transient=False
+                    )
+                known = self._known_value(secret_id, version_id, old)
+                if known is not None:
+                    if old is not None:
                         self.stats.refreshes += 1
-                        return self._new_entry(old.value)
-            self.stats.fetches += 1
-            response = self.client.get_secret_value(SecretId=secret_id, VersionStage=stage)
+                    stages = tuple(description.version_stages[version_id])
+                    if known.stages != stages:
+                        known = replace(known, stages=stages)
+                    return self._new_entry(known)
+                self.stats.fetches += 1
+                response = self.client.get_secret_value(SecretId=secret_id, VersionId=version_id)
+            else:
+                self.stats.fetches += 1
+                response = self.client.get_secret_value(SecretId=secret_id, VersionStage=stage)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             transient = (
@@ -288,10 +380,9 @@ class SecretCache:
                 or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
             )
             kind = "transient" if transient else "permanent"
-            if not transient and old is not None:
+            if not transient:
                 # A permanent error must not be hidden behind a stale value.
-                with self._lock:
-                    self._entries.pop(key, None)
+                self._forget(key)
             raise SecretCacheError(
                 f"fetching secret '{secret_id}' at {stage} failed ({code}, {kind})",
                 transient=transient,
@@ -314,3 +405,7 @@ class SecretCache:
         if old is not None and old.value.version_id == value.version_id:
             value = old.value  # keep the parsed JSON of an unchanged version
         return self._new_entry(value)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._entries.pop(key, None)

@@ -10,9 +10,11 @@ connector then forces a refresh and tries, in order:
    cannot cover);
 3. AWSPREVIOUS (a client whose view of Secrets Manager runs ahead of the database),
 
-within a time budget, with jittered backoff between rounds. A value another thread fetched after
-this caller's login failed is reused, so a burst of failures costs one fetch. Network and other
-errors are not rotation and pass through unchanged. Each fallback can be turned off.
+within a time budget, with jittered backoff between rounds. Credentials refused moments ago are
+not tried again in the same round. What another thread found since is tried first, and what
+Secrets Manager said after this caller chose its credentials is reused, so a burst of failures
+costs one DescribeSecret and one GetSecretValue. Network and other errors are not rotation and
+pass through unchanged. Each fallback can be turned off.
 """
 
 from __future__ import annotations
@@ -107,13 +109,19 @@ class _ConnectorBase:
         # Secrets Manager call per connect) until they fail or AWSCURRENT reaches that version.
         self._preferred: tuple[Credentials, str] | None = None
 
-    def _first_choice(self) -> Credentials | None:
+    def _first_choice(self, current: SecretValue) -> Credentials:
+        """The credentials to try first, given AWSCURRENT's cached value.
+
+        Reading AWSCURRENT on every connect, even while a fallback is preferred, is what keeps
+        its entry refreshing and rotations detected.
+        """
+        credentials = self._credentials_of(current, "AWSCURRENT")
         preferred = self._preferred
         if preferred is None:
-            return None
-        if self.cache.peek_version(self.secret_id) == preferred[1]:
+            return credentials
+        if current.version_id == preferred[1]:
             self._preferred = None  # the rotation finished: AWSCURRENT has that version
-            return None
+            return credentials
         return preferred[0]
 
     def credentials(self, stage: str = "AWSCURRENT") -> Credentials:
@@ -138,6 +146,24 @@ class _ConnectorBase:
             for hook in list(self.on_rotation):
                 hook()
 
+    def _found_by_others(self, tried: Credentials) -> Credentials | None:
+        """Credentials other than ``tried`` that another thread has found since; no I/O.
+
+        A burst of connects that all started before the rotation fails together; the first to
+        recover shares what it found, so the rest need no Secrets Manager call.
+        """
+        with self._lock:
+            preferred = self._preferred
+            if preferred is not None and preferred[0] == tried:
+                self._preferred = preferred = None
+        if preferred is not None:
+            return preferred[0]
+        current = self.cache.get_if_fresh(self.secret_id)
+        if current is None or current.string is None:
+            return None
+        credentials = self._credentials_of(current, "AWSCURRENT")
+        return None if credentials == tried else credentials
+
     def _stages(self) -> list[str]:
         """What to try, in order, after an authentication failure."""
         out = ["AWSCURRENT"]
@@ -147,10 +173,10 @@ class _ConnectorBase:
             out.append("AWSPREVIOUS")
         return out
 
-    def _refreshed(self, stage: str, failed_at: float) -> tuple[Credentials, str] | None:
-        """(credentials, version) at ``stage`` fetched after ``failed_at``; None if absent."""
+    def _refreshed(self, stage: str, since: float) -> tuple[Credentials, str] | None:
+        """(credentials, version) at ``stage`` as Secrets Manager had it after ``since``."""
         try:
-            value = self.cache.refresh(self.secret_id, stage, fetched_since=failed_at)
+            value = self.cache.refresh(self.secret_id, stage, fetched_since=since)
             return self._credentials_of(value, stage), value.version_id
         except SecretCacheError:
             return None
@@ -201,31 +227,47 @@ class RotationAwareConnector[ConnT](_ConnectorBase):
     def connect(self) -> ConnT:
         """A connection with the current credentials, falling back across a rotation."""
         self._count("connects")
-        preferred = self._first_choice()
+        # Secrets Manager as seen after this attempt chose its credentials is new enough for
+        # the first round: threads failing together then share one DescribeSecret.
+        since = self.cache.clock()
+        tried = self._first_choice(self.cache.get(self.secret_id))
         try:
-            return self._connect(preferred or self.credentials())
+            return self._connect(tried)
         except Exception as exc:
             if not self._is_auth_failure(exc):
                 raise
             self._count("auth_failures")
-            self._preferred = None
             last: BaseException = exc
+        refused = {tried}
+        shared = self._found_by_others(tried)
+        if shared is not None:
+            try:
+                conn = self._connect(shared)
+            except Exception as exc:
+                if not self._is_auth_failure(exc):
+                    raise
+                last = exc
+                refused.add(shared)
+            else:
+                self._count("recovered")
+                return conn
         deadline, delay = self._clock() + self.policy.budget, self.policy.base_delay
         while True:
-            failed_at = self.cache.clock()
             for stage in self._stages():
-                found = self._refreshed(stage, failed_at)
-                if found is None:
-                    continue
+                found = self._refreshed(stage, since)
+                if found is None or found[0] in refused:
+                    continue  # absent, or refused moments ago: no point trying it again now
                 try:
                     conn = self._connect(found[0])
                 except Exception as exc:
                     if not self._is_auth_failure(exc):
                         raise
                     last = exc
+                    refused.add(found[0])
                     continue
                 self._recovered(stage, found)
                 return conn
+            refused, since = set(), self.cache.clock()
             pause, delay = self._pause(deadline, delay, last)
             self._sleep(pause)
 
@@ -251,39 +293,58 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
         self._connect = connect
 
     async def current_credentials(self) -> Credentials:
+        return self._credentials_of(await self._current_value(), "AWSCURRENT")
+
+    async def _current_value(self) -> SecretValue:
         value = self.cache.get_if_fresh(self.secret_id)
         if value is None:
             value = await asyncio.to_thread(self.cache.get, self.secret_id)
-        return self._credentials_of(value, "AWSCURRENT")
+        return value
 
     async def connect(self) -> ConnT:
         """A connection with the current credentials, falling back across a rotation."""
         self._count("connects")
-        preferred = self._first_choice()
+        # Secrets Manager as seen after this attempt chose its credentials is new enough for
+        # the first round: threads failing together then share one DescribeSecret.
+        since = self.cache.clock()
+        tried = self._first_choice(await self._current_value())
         try:
-            return await self._connect(preferred or await self.current_credentials())
+            return await self._connect(tried)
         except Exception as exc:
             if not self._is_auth_failure(exc):
                 raise
             self._count("auth_failures")
-            self._preferred = None
             last: BaseException = exc
+        refused = {tried}
+        shared = self._found_by_others(tried)
+        if shared is not None:
+            try:
+                conn = await self._connect(shared)
+            except Exception as exc:
+                if not self._is_auth_failure(exc):
+                    raise
+                last = exc
+                refused.add(shared)
+            else:
+                self._count("recovered")
+                return conn
         deadline, delay = self._clock() + self.policy.budget, self.policy.base_delay
         while True:
-            failed_at = self.cache.clock()
             for stage in self._stages():
-                found = await asyncio.to_thread(self._refreshed, stage, failed_at)
-                if found is None:
-                    continue
+                found = await asyncio.to_thread(self._refreshed, stage, since)
+                if found is None or found[0] in refused:
+                    continue  # absent, or refused moments ago: no point trying it again now
                 try:
                     conn = await self._connect(found[0])
                 except Exception as exc:
                     if not self._is_auth_failure(exc):
                         raise
                     last = exc
+                    refused.add(found[0])
                     continue
                 self._recovered(stage, found)
                 return conn
+            refused, since = set(), self.cache.clock()
             pause, delay = self._pause(deadline, delay, last)
             await asyncio.sleep(pause)
 

@@ -47,22 +47,3 @@ def test_an_existing_aws_cache_as_the_source(client: Any) -> None:
 def test_a_missing_secret_is_a_permanent_error(client: Any) -> None:
     with pytest.raises(SecretCacheError, match="ResourceNotFoundException, permanent"):
         SecretCache(client).get("nope")
-
-
-def test_the_readme_snippet_runs(client: Any, capfd: pytest.CaptureFixture[str]) -> None:
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    (snippet,) = [
-        b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "SecretCache" in b
-    ]
-    client.create_secret(Name="prod/app/db", SecretString=json.dumps(SECRET))
-    client.put_secret_value(
-        SecretId="prod/app/db", SecretString=json.dumps(SECRET), VersionStages=["AWSPENDING"]
-    )
-    exec(compile(snippet, "README.md", "exec"), {})  # noqa: S102 - our own documentation
-    out = capfd.readouterr().out
-    assert "Credentials(engine='postgres'" in out
-    assert "CacheStats(" in out
-    assert SECRET["password"] not in out

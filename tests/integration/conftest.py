@@ -112,14 +112,19 @@ def new_app_user(
 
 
 def make_world(
-    engine_name: str, server: Server, leaks: LeakWatch, *, username: str | None = None
+    engine_name: str,
+    server: Server,
+    leaks: LeakWatch,
+    *,
+    username: str | None = None,
+    secret_name: str | None = None,
 ) -> DbWorld:
     """Create a user and its secret; must run inside ``mock_aws``."""
     assert server.tls_files is not None
     initial = new_app_user(engine_name, server, leaks, username)
-    username = initial["username"]
+    name = secret_name or f"db/{initial['username']}"
     client = StrictSecretsManager(boto3.client("secretsmanager"))
-    arn = client.create_secret(Name=f"db/{username}", SecretString=json.dumps(initial))["ARN"]
+    arn = client.create_secret(Name=name, SecretString=json.dumps(initial))["ARN"]
     function_arn = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
     family = family_of(engine_name)
     env = {ENV_TLS_CA_BUNDLE: str(server.tls_files.ca_cert)}

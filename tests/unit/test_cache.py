@@ -45,16 +45,25 @@ class CountingClient:
         if self.fail_with:
             raise ClientError({"Error": {"Code": self.fail_with, "Message": "x"}}, operation)
 
-    def get_secret_value(self, SecretId: str, VersionStage: str) -> dict[str, Any]:
+    def get_secret_value(
+        self, SecretId: str, VersionStage: str | None = None, VersionId: str | None = None
+    ) -> dict[str, Any]:
         self.gets += 1
         self._maybe_fail("GetSecretValue")
-        if VersionStage not in self.versions.get(SecretId, {}):
+        stages = self.versions.get(SecretId, {})
+        found = [
+            (stage, version, text)
+            for stage, (version, text) in stages.items()
+            if stage == VersionStage or version == VersionId
+        ]
+        if not found:
             raise ClientError(
                 {"Error": {"Code": "ResourceNotFoundException", "Message": "no such version"}},
                 "GetSecretValue",
             )
-        version, text = self.versions[SecretId][VersionStage]
-        return {"VersionId": version, "VersionStages": [VersionStage], "SecretString": text}
+        _, version, text = found[0]
+        labels = [stage for stage, (v, _) in stages.items() if v == version]
+        return {"VersionId": version, "VersionStages": labels, "SecretString": text}
 
     def describe_secret(self, SecretId: str) -> dict[str, Any]:
         self.describes += 1
@@ -212,3 +221,69 @@ def test_refresh_and_invalidate() -> None:
     cache.invalidate("app/db")
     cache.get("app/db")
     assert client.gets == 2 + 1
+
+
+def test_a_rotation_costs_one_describe_and_one_get_beyond_steady_state() -> None:
+    # Single user: the login fails between setSecret and finishSecret; the forced refreshes of
+    # AWSCURRENT and AWSPENDING share one DescribeSecret, and once finishSecret moves AWSCURRENT
+    # to that version, the periodic refresh finds it already cached.
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    cache.get("app/db")
+    client.versions["app/db"]["AWSPENDING"] = ("v2", '{"password": "pw-two"}')
+    failed_at = clock.now
+    assert cache.refresh("app/db", fetched_since=failed_at).version_id == "v1"
+    pending = cache.refresh("app/db", "AWSPENDING", fetched_since=failed_at)
+    pending.json()
+    assert (pending.version_id, client.describes, client.gets) == ("v2", 1, 2)
+    client.versions["app/db"] = {
+        "AWSCURRENT": ("v2", '{"password": "pw-two"}'),
+        "AWSPREVIOUS": ("v1", '{"password": "pw-one"}'),
+    }
+    clock.now += TTL + 1
+    current = cache.get("app/db")
+    assert current.version_id == "v2"
+    assert current.stages == ("AWSCURRENT",)
+    assert current.json() is pending.json()  # the same parsed value, not a copy
+    assert (client.describes, client.gets) == (2, 2)  # the periodic DescribeSecret only
+
+
+def test_a_forced_refresh_needs_a_describe_made_after_the_failure() -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    cache.get("app/db")
+    for _ in range(2):
+        clock.now += 1
+        cache.refresh("app/db", fetched_since=clock.now)
+    assert client.describes == 2
+
+
+def test_a_stage_the_describe_lacks_costs_no_get() -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    cache.get("app/db")
+    failed_at = clock.now
+    cache.refresh("app/db", fetched_since=failed_at)
+    with pytest.raises(SecretCacheError, match="no version at AWSPREVIOUS") as info:
+        cache.refresh("app/db", "AWSPREVIOUS", fetched_since=failed_at)
+    assert not info.value.transient
+    assert (client.describes, client.gets) == (1, 1)
+
+
+def test_a_caller_that_read_the_old_entry_starts_no_second_refresh() -> None:
+    # A thread reads the due entry, is descheduled while the refresh completes, then resumes.
+    client, clock = CountingClient(), FakeClock()
+    executor = ThreadPoolExecutor(1)
+    cache = make(client, clock, refresh_ahead=0.2, executor=executor)
+    cache.get("app/db")
+    clock.now += TTL + 1
+    old_entry = cache._entries[("app/db", "AWSCURRENT")]
+    cache.refresh("app/db")
+    assert client.describes == 1
+    assert cache._slow_get("app/db", "AWSCURRENT", old_entry).version_id == "v1"  # due: refresh
+    clock.now += 1.5 * TTL  # expired: a miss
+    expired = cache._entries[("app/db", "AWSCURRENT")]
+    cache.refresh("app/db")
+    assert cache._slow_get("app/db", "AWSCURRENT", expired).version_id == "v1"
+    executor.shutdown(wait=True)
+    assert client.describes == 2

@@ -82,7 +82,7 @@ def test_single_user_window_falls_back_to_pending() -> None:
     # setSecret ran: the database has the pending password; AWSCURRENT still holds the old one.
     connector, db, _, _ = setup("new", AWSCURRENT="old", AWSPENDING="new")
     assert connector.connect() == "conn:new"
-    assert db.attempts == ["old", "old", "new"]
+    assert db.attempts == ["old", "new"]  # the refreshed AWSCURRENT is the refused one: skipped
     assert connector.stats.fallbacks == {"AWSPENDING": 1}
     assert connector.stats.recovered == 1
 
@@ -174,3 +174,29 @@ def test_async_connector_falls_back_to_pending_and_passes_other_errors() -> None
     db.down = True
     with pytest.raises(ConnectionRefusedError):
         asyncio.run(connector.connect())
+
+
+def test_a_late_failure_uses_what_another_thread_found() -> None:
+    # A connect that started before the rotation fails after another thread recovered: it
+    # reuses those credentials, with no Secrets Manager call of its own.
+    connector, db, client, _ = setup("new", AWSCURRENT="old", AWSPENDING="new")
+    connector.credentials()
+    calls_after_other_thread: list[tuple[int, int]] = []
+
+    def while_another_thread_recovers(creds: Credentials) -> str:
+        if not calls_after_other_thread:
+            calls_after_other_thread.append((-1, -1))
+            assert connector.connect() == "conn:new"  # the other thread
+            calls_after_other_thread[0] = (client.describes, client.gets)
+        return db.connect(creds)
+
+    connector._connect = while_another_thread_recovers
+    assert connector.connect() == "conn:new"
+    assert (client.describes, client.gets) == calls_after_other_thread[0] == (1, 2)
+    # other thread: old (refused), new (AWSPENDING; the refreshed AWSCURRENT is the refused
+    # one, not tried again); this one: old (refused), new (shared).
+    assert db.attempts == ["old", "new", "old", "new"]
+    assert connector.stats.recovered == 2
+    db.attempts.clear()
+    assert connector.connect() == "conn:new"
+    assert db.attempts == ["new"]
