@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -66,15 +66,46 @@ def create_app_user(
     server: PostgresServer | MariaDBServer, engine: str, username: str, password: str
 ) -> None:
     """Create (or reset) a login user with ``password`` on ``server``."""
+    _create_login(server, username, password, drop=(), administrator=False)
+
+
+def create_admin_user(
+    server: PostgresServer | MariaDBServer,
+    username: str,
+    password: str,
+    *,
+    drop: Sequence[str] = (),
+) -> None:
+    """Create (or reset) a user able to administer others: the alternating-users superuser.
+
+    PostgreSQL: a CREATEROLE role; MariaDB: ALL PRIVILEGES WITH GRANT OPTION. Neither is a true
+    superuser, which is what the README recommends. ``drop`` names users to remove first.
+    """
+    _create_login(server, username, password, drop=drop, administrator=True)
+
+
+def _create_login(
+    server: PostgresServer | MariaDBServer,
+    username: str,
+    password: str,
+    *,
+    drop: Sequence[str],
+    administrator: bool,
+) -> None:
     if isinstance(server, PostgresServer):
+        create = (
+            sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}")
+            if administrator
+            else sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}")
+        )
         with admin_postgres(server) as conn:
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(username)))
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(username), sql.Literal(password)
-                )
-            )
+            for role in (*drop, username):
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            conn.execute(create.format(sql.Identifier(username), sql.Literal(password)))
         return
     with admin_mariadb(server) as my_conn, my_conn.cursor() as cur:
-        cur.execute("DROP USER IF EXISTS %s@'%%'", (username,))
+        for user in (*drop, username):
+            cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
         cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (username, password))
+        if administrator:
+            cur.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (username,))

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 from .errors import ConfigurationError, RotationError, StageError
 from .event import RotationEvent, Step
 from .log import get_logger
+from .metrics import StepMetrics
 from .secret import DatabaseSecret
 from .secrets_store import SecretsStore
 from .settings import PasswordPolicy
@@ -38,11 +39,13 @@ class RotationEngine:
         *,
         policy: PasswordPolicy | None = None,
         logger: Logger | None = None,
+        metrics: StepMetrics | None = None,
     ) -> None:
         self.strategy = strategy
         self.store = store
         self.policy = policy if policy is not None else PasswordPolicy.from_env()
         self.logger = logger if logger is not None else get_logger()
+        self.metrics = metrics if metrics is not None else StepMetrics()
         self._steps: Mapping[Step, Callable[[RotationEvent, SecretMetadata], None]] = {
             Step.CREATE: self.create_secret,
             Step.SET: self.set_secret,
@@ -76,11 +79,13 @@ class RotationEngine:
                 return
             self._steps[event.step](event, metadata)
             self.logger.info("step succeeded", extra={"duration_ms": _ms_since(started)})
+            self._record(event, started, None)
         except RotationError as exc:
             exc.step = event.step.value
             self.logger.error(
                 "step failed", extra={**_error_fields(exc), "duration_ms": _ms_since(started)}
             )
+            self._record(event, started, exc.category)
             raise
         except Exception as exc:
             # Not ours: log only the type; a foreign message could quote anything.
@@ -88,11 +93,25 @@ class RotationEngine:
                 "step failed unexpectedly",
                 extra={"error_type": type(exc).__name__, "duration_ms": _ms_since(started)},
             )
+            self._record(event, started, "unexpected")
             raise
         finally:
             self.logger.remove_keys(
                 ["step", "secret_id", "secret_arn", "token", "strategy", "engine_family"]
             )
+
+    def _record(self, event: RotationEvent, started: float, error_category: str | None) -> None:
+        described = self.strategy.describe()
+        self.metrics.record(
+            {
+                "Engine": str(described["engine_family"]),
+                "Strategy": str(described["strategy"]),
+                "Step": event.step.value,
+            },
+            succeeded=error_category is None,
+            duration_ms=_ms_since(started),
+            error_category=error_category,
+        )
 
     # --- the four steps -------------------------------------------------------------------------
 

@@ -73,6 +73,13 @@ class DatabaseAdapter[ConnT](abc.ABC):
     def probe(self, conn: ConnT) -> None:
         """Run a trivial query; raise if the connection is not usable."""
 
+    def own_password_problems(self, conn: ConnT, login: DatabaseSecret) -> list[str]:
+        """Why ``login`` could not change its own password on this server; [] if it can.
+
+        For ``keyturn preflight``: changes nothing (a dry run rolled back, or read-only checks).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no preflight checks")
+
     @contextmanager
     def connect(self, secret: DatabaseSecret) -> Iterator[ConnT]:
         """``open`` as a context manager that always closes."""
@@ -126,6 +133,13 @@ class UserAdministration[ConnT](abc.ABC):
 
     The base user is the canonical holder of privileges; the clone mirrors it.
     """
+
+    def administration_problems(self, conn: ConnT, base: str) -> list[str]:
+        """Why this superuser connection could not rotate ``base`` and its clone; [] if it can.
+
+        For ``keyturn preflight``: changes nothing.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no preflight checks")
 
     @abc.abstractmethod
     def user_exists(self, conn: ConnT, username: str) -> bool:

@@ -26,7 +26,7 @@ from ..errors import (
     TlsError,
 )
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
-from . import mysql_users
+from . import mysql_preflight, mysql_users
 from .base import (
     DatabaseAdapter,
     UserAdministration,
@@ -34,6 +34,7 @@ from .base import (
     redacted_cause,
     superuser_errors,
 )
+from .mysql_grants import parse_show_grants
 from .mysql_statements import (
     ServerVersion,
     Statement,
@@ -163,6 +164,42 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
             raise NetworkError(f"MySQL probe query failed ({driver_message(exc)})") from exc
         if row != (1,):
             raise RotationError("MySQL probe query returned an unexpected result")
+
+    def own_password_problems(self, conn: MyConnection, login: DatabaseSecret) -> list[str]:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@read_only, CURRENT_USER()")
+                read_only, account = cur.fetchone() or (0, "")
+                cur.execute("SHOW GRANTS")
+                grants = [str(row[0]) for row in cur.fetchall()]
+        except pymysql.MySQLError as exc:
+            return [f"reading its own account failed ({driver_message(exc)})"]
+        problems = []
+        if int(read_only):
+            problems.append("the server is read-only (@@read_only = 1): rotate on the writer")
+        if str(account).startswith("@"):
+            problems.append("the login matched an anonymous account, which cannot be rotated")
+        plugin = mysql_preflight.plugin_problem(grants)
+        if plugin is not None:
+            problems.append(plugin)
+        return problems
+
+    def administration_problems(self, conn: MyConnection, base: str) -> list[str]:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW GRANTS FOR CURRENT_USER()")
+                own = parse_show_grants(str(row[0]) for row in cur.fetchall())
+            hosts = mysql_users.hosts_of(conn, base)
+            if not hosts:
+                return [f"the user '{base}' does not exist"]
+            gaps: list[str] = []
+            for host in sorted(hosts):
+                mysql_users.require_of(conn, base, host)
+                base_grants = mysql_users.grants_of(conn, base, host)
+                gaps += mysql_preflight.administration_gaps(own, base_grants, base)
+        except pymysql.MySQLError as exc:
+            return [f"reading the users' accounts failed ({driver_message(exc)})"]
+        return list(dict.fromkeys(gaps))
 
     # --- alternating users, over a superuser connection (see mysql_users) ----------------------
 

@@ -10,6 +10,7 @@ import contextlib
 import math
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from secrets import token_urlsafe
 from typing import Any
 
 import psycopg
@@ -142,6 +143,30 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
         if row != (1,):
             raise RotationError("PostgreSQL probe query returned an unexpected result")
 
+    def own_password_problems(self, conn: PgConnection, login: DatabaseSecret) -> list[str]:
+        if conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,):
+            return ["the server is a read-only standby: rotate against the primary (writer)"]
+        try:
+            # The real statement, with a throwaway password, in a transaction never committed.
+            with conn.transaction(force_rollback=True):
+                self.change_own_password(conn, login, _throwaway_password())
+        except RotationError as exc:
+            return [f"changing its own password fails: {exc}"]
+        return []
+
+    def administration_problems(self, conn: PgConnection, base: str) -> list[str]:
+        if not self.user_exists(conn, base):
+            return [f"the user '{base}' does not exist"]
+        clone = base + "_clone"
+        try:
+            # What setSecret does, in a transaction never committed.
+            with conn.transaction(force_rollback=True):
+                self.mirror_clone(conn, base, clone, _throwaway_password())
+                self.set_password(conn, base, _throwaway_password())
+        except RotationError as exc:
+            return [str(exc)]
+        return []
+
     # --- alternating users, over a superuser connection (see postgres_roles) -------------------
 
     def _verifier(self, conn: PgConnection, username: str, password: str) -> str:
@@ -170,6 +195,10 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
     def parity_differences(self, conn: PgConnection, base: str, clone: str) -> list[str]:
         with _as_superuser("compare users", ()):
             return roles.parity_differences(conn, base, clone)
+
+
+def _throwaway_password() -> str:
+    return token_urlsafe(24)
 
 
 def _as_superuser(what: str, secrets: Sequence[str]) -> AbstractContextManager[None]:

@@ -22,6 +22,7 @@ from aws_secretsmanager_caching import SecretCache as AwsSecretCache
 from aws_secretsmanager_caching import SecretCacheConfig
 
 from client_lib import Credentials, SecretCache, psycopg_connector, pymysql_connector
+from keyturn_local.demo import query_and_close as query
 from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
 from rotation_lambdas.driver import register_stand_in_function, rotate
 from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, build_engine
@@ -109,15 +110,6 @@ def prepare(
     )
     cache = SecretCache(boto3.client("secretsmanager", endpoint_url=endpoint), ttl=300)
     return Prepared(client, arn, ca, engine, stand_in, cache)
-
-
-def query(conn: Any) -> None:
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1")
-            cur.fetchone()
-    finally:
-        conn.close()
 
 
 @pytest.mark.parametrize("strategy", [SINGLE_USER, ALTERNATING_USERS])

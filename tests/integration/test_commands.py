@@ -107,13 +107,25 @@ def test_keyturn_rotate_refuses_while_a_rotation_is_in_progress(moto_server: Mot
     assert "--resume" in result.stderr
 
 
-def test_keyturn_demo() -> None:
-    """The README's main command, as a user runs it."""
-    result = run_keyturn("demo", env={}, timeout=300)
+def test_keyturn_demo_short() -> None:
+    """The README's main command, as CI runs it: all four functions and an application."""
+    result = run_keyturn("demo", "--short", env={}, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
-    assert out.count("result: OK") == 2
-    assert out.count("old password (now AWSPREVIOUS): refused by the server") == 2
-    assert out.count("new password (AWSCURRENT):      logs in") == 2
-    assert "all rotations succeeded; servers stopped" in out
+    for function in (
+        "postgres_single_user",
+        "postgres_alternating_users",
+        "mysql_single_user",
+        "mysql_alternating_users",
+    ):
+        assert f"{function:<26} rotation 2/2" in out
+        row = next(line for line in out.splitlines() if line.startswith(f"{function}  "))
+        assert "2 ok, 0 failed" in row
+        assert row.split()[-1] == "0"  # failed application operations
+        assert int(row.split()[-2]) > 0  # application operations
+    assert "8 rotations, 0 failed;" in out
+    assert "application operations, 0 failed; servers stopped" in out
+    assert out.rstrip().endswith("demo OK")
     assert '"level"' not in out  # the functions' JSON logs only with --verbose
+    assert '"_aws"' not in out  # nor their metrics
+    assert "Warning" not in result.stderr

@@ -6,10 +6,8 @@ import json
 import secrets
 from typing import Any
 
-from psycopg import sql
-
 from keyturn_local.servers import MariaDBServer, PostgresServer
-from keyturn_local.users import admin_mariadb, admin_postgres, create_app_user
+from keyturn_local.users import create_admin_user, create_app_user
 
 from .leaks import LeakWatch
 
@@ -44,21 +42,7 @@ def setup_secret(
     }
     if alternating:
         admin, admin_password = base + "_admin", new_password(leaks)
-        if postgres:
-            with admin_postgres(pg) as conn:
-                for role in (base + "_clone", base, admin):
-                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-                conn.execute(
-                    sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
-                        sql.Identifier(admin), sql.Literal(admin_password)
-                    )
-                )
-        else:
-            with admin_mariadb(my) as my_conn, my_conn.cursor() as cur:
-                for user in (base + "_clone", admin):
-                    cur.execute("DROP USER IF EXISTS %s@'%%'", (user,))
-                cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (admin, admin_password))
-                cur.execute("GRANT ALL PRIVILEGES ON *.* TO %s@'%%' WITH GRANT OPTION", (admin,))
+        create_admin_user(server, admin, admin_password, drop=[base + "_clone", base])
         superuser = {**data, "username": admin, "password": admin_password}
         data["masterarn"] = client.create_secret(
             Name=f"pkg/{admin}", SecretString=json.dumps(superuser)

@@ -7,7 +7,7 @@ import re
 import shlex
 from pathlib import Path
 
-from keyturn_local.cli import build_parser
+from keyturn_cli import build_parser
 from rotation_lambdas import settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,289 @@
+"""``keyturn preflight SECRET_ID``: will rotating this secret work? Each check says why not.
+
+Checks, in order (a failed check skips the ones that depend on it): the secret can be read and
+no rotation is stuck; its JSON suits the strategy; the engine and which function to use; the
+database is reachable; TLS as configured; the current credentials log in; the privileges the
+strategy needs. Nothing is changed: PostgreSQL's statements run in a transaction that is rolled
+back, the MySQL family's checks only read.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from rotation_lambdas import DatabaseSecret, EngineFamily, RotationError, SecretsStore
+from rotation_lambdas.adapters import DatabaseAdapter
+from rotation_lambdas.errors import AuthenticationError, NetworkError, TlsError
+from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, make_adapter
+from rotation_lambdas.log import get_logger
+from rotation_lambdas.secret import TlsMode
+from rotation_lambdas.settings import ConnectSettings
+from rotation_lambdas.stages import AWSCURRENT, SecretMetadata
+from rotation_lambdas.strategies.alternating_users import (
+    SUPERUSER_KEY,
+    AlternatingUsersStrategy,
+    check_username_length,
+    user_pair,
+)
+from rotation_lambdas.strategies.base import StepContext
+
+PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+FUNCTION_PREFIX = {EngineFamily.POSTGRESQL: "postgres", EngineFamily.MYSQL: "mysql"}
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: str
+    reason: str
+    hint: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class Preflight:
+    """Runs the checks for one secret; ``checks`` holds the results in order."""
+
+    def __init__(
+        self,
+        client: Any,
+        secret_id: str,
+        *,
+        strategy: str | None = None,
+        settings: ConnectSettings | None = None,
+        superuser_secret_id: str | None = None,
+    ) -> None:
+        self.client = client
+        self.store = SecretsStore(client)
+        self.secret_id = secret_id
+        self.strategy = strategy
+        self.settings = settings or ConnectSettings.from_env()
+        self.superuser_secret_id = superuser_secret_id
+        self.checks: list[Check] = []
+
+    def add(self, name: str, status: str, reason: str, hint: str | None = "") -> bool:
+        self.checks.append(Check(name, status, reason, hint or ""))
+        return status in (PASS, WARN)
+
+    def skip(self, *names: str, because: str) -> None:
+        done = {c.name for c in self.checks}
+        for name in names:
+            if name not in done:
+                self.add(name, SKIP, f"not checked: {because}")
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != FAIL for c in self.checks)
+
+    def run(self) -> list[Check]:
+        later = ("format", "engine", "network", "tls", "login", "privileges")
+        secret = self._secret()
+        if secret is None:
+            self.skip(*later, because="the secret could not be read or parsed")
+            return self.checks
+        strategy = self.strategy or (
+            ALTERNATING_USERS if SUPERUSER_KEY in secret.raw else SINGLE_USER
+        )
+        self.strategy = strategy
+        self.add(
+            "format",
+            PASS,
+            f"valid for {strategy}: user '{secret.username}' at {secret.endpoint}",
+        )
+        function = f"{FUNCTION_PREFIX[secret.family]}_{strategy.replace('-', '_')}"
+        self.add(
+            "engine",
+            PASS,
+            f"'{secret.engine}' is the {secret.family.value} family: "
+            f"rotate it with the {function} function",
+        )
+        adapter = make_adapter(secret.family, self.settings)
+        superuser = None
+        if strategy == ALTERNATING_USERS:
+            superuser = self._superuser(adapter, secret)  # configuration first
+        if not self._reachable(secret, "network"):
+            self.skip("tls", "login", "privileges", because="the database is unreachable")
+            return self.checks
+        conn = self._login(adapter, secret, "tls", "login")
+        if conn is None:
+            self.skip("privileges", because="the current credentials do not log in")
+            return self.checks
+        try:
+            if strategy == SINGLE_USER:
+                problems = adapter.own_password_problems(conn, secret)
+                self._privileges(problems, f"'{secret.username}' may change its own password")
+        finally:
+            adapter.close(conn)
+        if superuser is not None:
+            self._administration(adapter, secret, superuser)
+        elif strategy == ALTERNATING_USERS:
+            self.skip("privileges", because="no usable superuser secret")
+        return self.checks
+
+    # --- the checks -----------------------------------------------------------------------------
+
+    def _secret(self) -> DatabaseSecret | None:
+        try:
+            metadata = SecretMetadata.from_describe(
+                self.client.describe_secret(SecretId=self.secret_id)
+            )
+            text = self.store.get_value(self.secret_id, stage=AWSCURRENT)
+        except (ClientError, RotationError) as exc:
+            self.add(
+                "secret",
+                FAIL,
+                f"cannot read the secret: {_aws_error(exc)}",
+                "check the secret id, the region, and that you may call DescribeSecret and "
+                "GetSecretValue (and kms:Decrypt on its key)",
+            )
+            return None
+        if text is None:
+            self.add("secret", FAIL, "the secret has no AWSCURRENT value (or it is binary)")
+            return None
+        pending = metadata.version_with("AWSPENDING")
+        if pending is not None and pending != metadata.version_with(AWSCURRENT):
+            self.add(
+                "secret",
+                WARN,
+                f"readable, but a rotation is in progress or stuck (AWSPENDING on {pending})",
+                "re-drive it (keyturn rotate --resume) or remove that AWSPENDING label",
+            )
+        else:
+            self.add("secret", PASS, "readable; no rotation in progress")
+        try:
+            secret = DatabaseSecret.parse(text, label=AWSCURRENT)
+            if (self.strategy or "") == ALTERNATING_USERS or SUPERUSER_KEY in secret.raw:
+                check_username_length(secret.family, user_pair(secret.username)[0])
+        except RotationError as exc:
+            self.add("format", FAIL, exc.message, exc.hint or "see the README's 'The secret'")
+            return None
+        return secret
+
+    def _reachable(self, secret: DatabaseSecret, name: str) -> bool:
+        try:
+            with socket.create_connection(
+                (secret.host, secret.port), timeout=self.settings.connect_timeout
+            ):
+                pass
+        except OSError as exc:
+            return self.add(
+                name,
+                FAIL,
+                f"cannot reach {secret.endpoint}: {exc.strerror or type(exc).__name__}",
+                "check the host and port in the secret, the server, and the security groups "
+                "and network ACLs between here (or the function's subnets) and the database",
+            )
+        return self.add(name, PASS, f"{secret.endpoint} accepts TCP connections")
+
+    def _login(
+        self, adapter: DatabaseAdapter[Any], secret: DatabaseSecret, tls: str, login: str
+    ) -> Any:
+        mode = adapter.tls_mode(secret)
+        try:
+            conn = adapter.open(secret)
+        except TlsError as exc:
+            self.add(tls, FAIL, exc.message, exc.hint)
+            self.skip(login, because="TLS failed (no plaintext retry is ever made)")
+            return None
+        except AuthenticationError as exc:
+            self._tls_passed(tls, mode)
+            self.add(
+                login,
+                FAIL,
+                exc.message,
+                "the database does not accept the stored password: set it to the secret's, "
+                "or store the database's password in the secret",
+            )
+            return None
+        except NetworkError as exc:
+            self.skip(tls, because="no session was established")
+            self.add(login, FAIL, exc.message, exc.hint)
+            return None
+        except RotationError as exc:
+            self.skip(tls, because="no session was established")
+            self.add(login, FAIL, exc.message, exc.hint)
+            return None
+        self._tls_passed(tls, mode)
+        self.add(login, PASS, f"'{secret.username}' logs in with the AWSCURRENT password")
+        return conn
+
+    def _tls_passed(self, name: str, mode: TlsMode) -> None:
+        if mode is TlsMode.DISABLE:
+            self.add(name, WARN, "TLS is disabled ('disable'): the password travels in plaintext")
+        elif mode in (TlsMode.VERIFY_FULL, TlsMode.VERIFY_CA):
+            trust = self.settings.ca_bundle or "the system trust store"
+            self.add(name, PASS, f"{mode.value}: the server's certificate verified against {trust}")
+        else:
+            self.add(
+                name,
+                WARN,
+                f"{mode.value}: the server's certificate is not verified",
+                "use verify-full with the database's CA bundle",
+            )
+
+    def _privileges(self, problems: list[str], allowed: str) -> None:
+        if problems:
+            self.add(
+                "privileges",
+                FAIL,
+                "; ".join(problems),
+                "see the README's privilege requirements for this strategy",
+            )
+        else:
+            self.add("privileges", PASS, allowed)
+
+    def _superuser(self, adapter: Any, secret: DatabaseSecret) -> DatabaseSecret | None:
+        """The superuser secret, validated as setSecret would; None (and a failed check) if not."""
+        strategy = AlternatingUsersStrategy(adapter, self.superuser_secret_id)
+        arn = self.store.describe(self.secret_id).arn or self.secret_id
+
+        def load_secret(secret_id: str, label: str) -> DatabaseSecret:
+            text = self.store.get_value(secret_id, stage=AWSCURRENT)
+            if text is None:
+                raise RotationError(f"the {label} has no AWSCURRENT value")
+            return DatabaseSecret.parse(text, label=label)
+
+        context = StepContext(get_logger(), lambda _: None, load_secret, arn)
+        try:
+            superuser = strategy.superuser(context, secret)
+        except RotationError as exc:
+            self.add("superuser secret", FAIL, exc.message, exc.hint)
+            return None
+        self.add("superuser secret", PASS, f"user '{superuser.username}' at {superuser.endpoint}")
+        return superuser
+
+    def _administration(
+        self, adapter: Any, secret: DatabaseSecret, superuser: DatabaseSecret
+    ) -> None:
+        if not self._reachable(superuser, "superuser network"):
+            self.skip(
+                "superuser tls",
+                "superuser login",
+                "privileges",
+                because="the superuser's database is unreachable",
+            )
+            return
+        conn = self._login(adapter, superuser, "superuser tls", "superuser login")
+        if conn is None:
+            self.skip("privileges", because="the superuser does not log in")
+            return
+        base, clone = user_pair(secret.username)
+        try:
+            problems = adapter.administration_problems(conn, base)
+        finally:
+            adapter.close(conn)
+        self._privileges(
+            problems, f"'{superuser.username}' may create '{clone}', set passwords and grant"
+        )
+
+
+def _aws_error(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+    return str(exc)
