@@ -1,8 +1,10 @@
 """Fixtures shared by every tier.
 
 - ``aws_env``: fake credentials and a region; no endpoint override, so in-process moto intercepts.
-- ``leak_watch``: every test registers the secret values it creates; at teardown, nothing the
-  test wrote to stdout/stderr (log lines included) may contain one of them.
+- ``leak_watch``: the suite-wide guard. It registers every password that passes through a boto3
+  client (and tests add the ones they create); at teardown, no password may appear in what the
+  test wrote to stdout/stderr, in any log record, or in the message (and chained causes) of any
+  exception of our hierarchies created during the test.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 
+from client_lib import ClientLibError
+from keyturn_cli import CliError
 from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
-from tests.support.leaks import LeakWatch
+from rotation_lambdas import RotationError
+from tests.support.leaks import LeakWatch, Registry
 
 
 @pytest.fixture(autouse=True)
@@ -27,11 +33,37 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def leak_watch(capfd: pytest.CaptureFixture[str]) -> Iterator[LeakWatch]:
+def leak_watch(
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[LeakWatch]:
     watch = LeakWatch()
+    registry = Registry(watch)
+    original_call = getattr(BaseClient, "_make_api_call")  # noqa: B009 - private, untyped
+
+    def watched_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
+        registry.saw_call(operation, params, None)
+        response = original_call(client, operation, params)
+        registry.saw_call(operation, params, response)
+        return response
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", watched_call)
+    for base in (RotationError, ClientLibError, CliError):
+        original_init = base.__init__
+
+        def recording_init(
+            exc: BaseException, *args: Any, _init: Any = original_init, **kwargs: Any
+        ) -> None:
+            _init(exc, *args, **kwargs)
+            registry.exceptions.append(exc)
+
+        monkeypatch.setattr(base, "__init__", recording_init)
     yield watch
     out, err = capfd.readouterr()
     watch.assert_absent(out + err, where="the test's output and log lines")
+    registry.check_records(caplog.records)
+    registry.check_exceptions()
 
 
 # Real servers, started once per session and only when a test asks for them.
