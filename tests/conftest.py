@@ -88,8 +88,13 @@ def moto_server() -> Iterator[MotoServer]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Report figures that tests measure but must not assert (the naive client's failures)."""
     from tests.integration.test_client_rotation import BASELINE
+    from tests.integration.test_faults import FAULT_REPORT
 
     if BASELINE:
         terminalreporter.section("operations across rotations (reported, not asserted)")
         for line in BASELINE:
+            terminalreporter.write_line(line)
+    if FAULT_REPORT:
+        terminalreporter.section("fault injection")
+        for line in FAULT_REPORT:
             terminalreporter.write_line(line)

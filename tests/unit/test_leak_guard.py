@@ -50,4 +50,3 @@ def test_a_password_in_a_chained_exception_is_caught() -> None:
         registry.exceptions.append(outer)
     with pytest.raises(AssertionError, match="ValueError message"):
         registry.check_exceptions()
-
