@@ -13,8 +13,6 @@ import socket
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from rotation_lambdas import DatabaseSecret, EngineFamily, RotationError, SecretsStore
 from rotation_lambdas.adapters import DatabaseAdapter
 from rotation_lambdas.errors import AuthenticationError, NetworkError, TlsError
@@ -22,7 +20,7 @@ from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, make_adapt
 from rotation_lambdas.log import get_logger
 from rotation_lambdas.secret import TlsMode
 from rotation_lambdas.settings import ConnectSettings
-from rotation_lambdas.stages import AWSCURRENT, SecretMetadata
+from rotation_lambdas.stages import AWSCURRENT
 from rotation_lambdas.strategies.alternating_users import (
     SUPERUSER_KEY,
     AlternatingUsersStrategy,
@@ -64,6 +62,7 @@ class Preflight:
         self.strategy = strategy
         self.settings = settings or ConnectSettings.from_env()
         self.superuser_secret_id = superuser_secret_id
+        self.arn = secret_id  # the ARN once DescribeSecret has answered
         self.checks: list[Check] = []
 
     def add(self, name: str, status: str, reason: str, hint: str | None = "") -> bool:
@@ -129,15 +128,13 @@ class Preflight:
 
     def _secret(self) -> DatabaseSecret | None:
         try:
-            metadata = SecretMetadata.from_describe(
-                self.client.describe_secret(SecretId=self.secret_id)
-            )
+            metadata = self.store.describe(self.secret_id)
             text = self.store.get_value(self.secret_id, stage=AWSCURRENT)
-        except (ClientError, RotationError) as exc:
+        except RotationError as exc:
             self.add(
                 "secret",
                 FAIL,
-                f"cannot read the secret: {_aws_error(exc)}",
+                f"cannot read the secret: {exc.message}",
                 "check the secret id, the region, and that you may call DescribeSecret and "
                 "GetSecretValue (and kms:Decrypt on its key)",
             )
@@ -145,6 +142,7 @@ class Preflight:
         if text is None:
             self.add("secret", FAIL, "the secret has no AWSCURRENT value (or it is binary)")
             return None
+        self.arn = metadata.arn or self.secret_id
         pending = metadata.version_with("AWSPENDING")
         if pending is not None and pending != metadata.version_with(AWSCURRENT):
             self.add(
@@ -240,7 +238,6 @@ class Preflight:
     def _superuser(self, adapter: Any, secret: DatabaseSecret) -> DatabaseSecret | None:
         """The superuser secret, validated as setSecret would; None (and a failed check) if not."""
         strategy = AlternatingUsersStrategy(adapter, self.superuser_secret_id)
-        arn = self.store.describe(self.secret_id).arn or self.secret_id
 
         def load_secret(secret_id: str, label: str) -> DatabaseSecret:
             text = self.store.get_value(secret_id, stage=AWSCURRENT)
@@ -248,7 +245,7 @@ class Preflight:
                 raise RotationError(f"the {label} has no AWSCURRENT value")
             return DatabaseSecret.parse(text, label=label)
 
-        context = StepContext(get_logger(), lambda _: None, load_secret, arn)
+        context = StepContext(get_logger(), lambda _: None, load_secret, self.arn)
         try:
             superuser = strategy.superuser(context, secret)
         except RotationError as exc:
@@ -280,10 +277,3 @@ class Preflight:
         self._privileges(
             problems, f"'{superuser.username}' may create '{clone}', set passwords and grant"
         )
-
-
-def _aws_error(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-    return str(exc)

@@ -17,10 +17,11 @@ from moto import mock_aws
 
 from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
 from keyturn_local.users import admin_mariadb, admin_postgres, create_admin_user
-from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER
+from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, build_engine
+from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE
 from tests.support.leaks import LeakWatch
 
-from .conftest import DbWorld, make_world
+from .conftest import DbWorld, family_of, make_world
 
 pytestmark = pytest.mark.integration
 CORPUS = json.loads((Path(__file__).parents[1] / "data" / "hostile_inputs.json").read_text())
@@ -95,11 +96,6 @@ def use_superuser(world: DbWorld, server: PostgresServer | MariaDBServer, leaks:
 
 
 def world_engine(world: DbWorld, strategy: str) -> Any:
-    from rotation_lambdas.handlers import build_engine
-    from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE
-
-    from .conftest import family_of
-
     return build_engine(
         family_of(world.engine_name),
         strategy,

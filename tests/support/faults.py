@@ -29,7 +29,6 @@ class ProcessDeath(BaseException):
 class FaultPlan:
     target: int | None = None
     kind: str = "fail-before"
-    make_error: Callable[[str], Exception] | None = None
     seen: list[str] = field(default_factory=list)
     fired: str | None = None
 
