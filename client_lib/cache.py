@@ -13,22 +13,35 @@
   fallbacks after one failed login (AWSCURRENT, AWSPENDING, AWSPREVIOUS) share one.
 - On a transient error (throttling, network, 5xx) the last value keeps being served up to
   ``max_staleness`` seconds after it was fetched; then the error is raised.
-- At most ``max_secrets`` entries; the least recently used goes first.
+- At most ``max_secrets`` entries (and DescribeSecret answers); the least recently used goes first.
+- Lifecycle: ``close()`` (or ``with SecretCache(...)``) stops the background threads. After
+  ``os.fork()`` the child starts clean: a new executor, no fetch in flight from the parent, and a
+  new client when the cache was given a factory (or none); a given client keeps its settings but
+  drops the parent's HTTP connections. Every fetch completes its waiters, whatever it raises.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import weakref
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .errors import ClientLibError
+from .errors import SecretCacheError
+from .sources import SecretSource
+
+__all__ = ["CacheStats", "SecretCache", "SecretCacheError", "SecretValue"]
+
+log = logging.getLogger("keyturn.client")
 
 Clock = Callable[[], float]
 _TRANSIENT_CODES = frozenset(
@@ -41,14 +54,6 @@ _TRANSIENT_CODES = frozenset(
         "ServiceUnavailable",
     }
 )
-
-
-class SecretCacheError(ClientLibError):
-    """The secret could not be fetched and no usable cached value exists."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
 
 
 _UNPARSED: Any = object()
@@ -80,14 +85,18 @@ class SecretValue:
 
 @dataclass(frozen=True, slots=True)
 class _Description:
-    """What one DescribeSecret said: the version each stage points at."""
+    """What one DescribeSecret said: the version each stage points at.
+
+    ``version_stages`` is None for a source that cannot describe but was refreshed at that moment
+    (``refresh_secret_now``): its values are then fetched by stage.
+    """
 
     started_at: float
     """The cache clock before the call: the state described is at least this recent."""
-    version_stages: Mapping[str, Sequence[str]]
+    version_stages: Mapping[str, Sequence[str]] | None
 
     def version_at(self, stage: str) -> str | None:
-        for version_id, stages in self.version_stages.items():
+        for version_id, stages in (self.version_stages or {}).items():
             if stage in stages:
                 return version_id
         return None
@@ -118,18 +127,43 @@ class CacheStats:
     evictions: int = 0
 
 
+type SourceFactory = Callable[[], SecretSource]
+ROTATION_STAGES = ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS")
+_WORKERS = 4
+_LIVE_CACHES: weakref.WeakSet[SecretCache] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for cache in list(_LIVE_CACHES):
+        cache._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _default_source() -> SecretSource:
+    import boto3
+
+    client: SecretSource = boto3.client("secretsmanager")
+    return client
+
+
 class SecretCache:
     """Cache of secret values by ``(secret_id, stage)``.
 
+    ``client`` is a boto3 Secrets Manager client, any :class:`~client_lib.SecretSource`, or a
+    function that makes one (called again in a forked child); None makes a boto3 client.
+
     Usage::
 
-        cache = SecretCache(boto3.client("secretsmanager"), ttl=300)
-        cache.get("prod/db").json()["username"]
+        with SecretCache(boto3.client("secretsmanager"), ttl=300) as cache:
+            cache.get("prod/db").json()["username"]
     """
 
     def __init__(
         self,
-        client: Any = None,
+        client: SecretSource | SourceFactory | None = None,
         *,
         ttl: float = 300.0,
         jitter: float = 0.1,
@@ -142,11 +176,16 @@ class SecretCache:
     ) -> None:
         if ttl <= 0 or not 0 <= jitter < 1 or not 0 <= refresh_ahead < 1 or max_secrets < 1:
             raise ValueError("ttl > 0, 0 <= jitter < 1, 0 <= refresh_ahead < 1, max_secrets >= 1")
+        self._factory: SourceFactory | None
         if client is None:
-            import boto3
-
-            client = boto3.client("secretsmanager")
-        self.client = client
+            self._factory = _default_source
+        elif callable(client) and not hasattr(client, "get_secret_value"):
+            self._factory = client
+        else:
+            self._factory = None
+        self.client: SecretSource = (
+            self._factory() if self._factory is not None else client  # type: ignore[assignment]
+        )
         self.ttl, self.jitter, self.refresh_ahead = ttl, jitter, refresh_ahead
         self.max_staleness, self.max_secrets = max_staleness, max_secrets
         self.clock = clock
@@ -157,10 +196,84 @@ class SecretCache:
         self._random = random
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._inflight: dict[tuple[str, str], Future[_Entry]] = {}
+        self._version_inflight: dict[tuple[str, str], Future[SecretValue]] = {}
         self._descriptions: dict[str, _Description] = {}
+        # One DescribeSecret in flight per secret: (when it started, its answer).
+        self._describe_inflight: dict[str, tuple[float, Future[_Description]]] = {}
+        self._shared: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
         self._executor = executor
+        self._own_executor = executor is None
+        self._closed = False
         self.stats = CacheStats()
+        _LIVE_CACHES.add(self)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the background threads; later calls that need Secrets Manager raise. Idempotent."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+            waiting: list[Future[Any]] = [
+                *self._inflight.values(),
+                *self._version_inflight.values(),
+                *(future for _, future in self._describe_inflight.values()),
+            ]
+            self._inflight.clear()
+            self._version_inflight.clear()
+            self._describe_inflight.clear()
+        for future in waiting:
+            _settle(future, SecretCacheError("the secret cache was closed"))
+        if executor is not None and self._own_executor:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The cache's own small thread pool (background refreshes, asyncio callers' fetches)."""
+        with self._lock:
+            if self._closed:
+                raise SecretCacheError("the secret cache is closed")
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(_WORKERS, thread_name_prefix="keyturn-cache")
+                self._own_executor = True
+            return self._executor
+
+    def _after_fork(self) -> None:
+        """In a forked child: nothing of the parent's threads, locks or sockets is reused."""
+        self._lock = threading.Lock()
+        self._inflight = {}
+        self._version_inflight = {}
+        self._describe_inflight = {}
+        self._shared = {}  # its locks may have been held by the parent's threads
+        self._executor = None  # the parent's threads do not exist here
+        self._own_executor = True
+        if self._factory is not None:
+            self.client = self._factory()
+        else:
+            _drop_connections(self.client)
+
+    def shared[T](self, key: Hashable, make: Callable[[], T]) -> T:
+        """State every user of this cache shares under ``key`` (made once; made anew in a forked
+        child): connectors keep what they learn of a secret's versions here, so every connector
+        of a process on one cache knows what any of them was refused."""
+        with self._lock:
+            found = self._shared.get(key)
+            if found is None:
+                found = self._shared[key] = make()
+        value: T = found
+        return value
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -251,13 +364,14 @@ class SecretCache:
 
     def _start_background_refresh(self, key: tuple[str, str]) -> None:
         with self._lock:
-            if key in self._inflight or self._fresh(key) is not None:
-                return  # running, or done since the caller read the old entry
+            if self._closed or key in self._inflight or self._fresh(key) is not None:
+                return  # closed, running, or done since the caller read the old entry
             future: Future[_Entry] = Future()
             self._inflight[key] = future
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(2, thread_name_prefix="keyturn-cache")
-        self._executor.submit(self._run_fetch, key, future, None)
+        try:
+            self.executor.submit(self._run_fetch, key, future, None)
+        except (RuntimeError, SecretCacheError) as exc:  # shut down meanwhile
+            self._complete(key, future, SecretCacheError(f"no background refresh: {exc}"))
 
     def _fetch_single_flight(
         self,
@@ -269,6 +383,8 @@ class SecretCache:
     ) -> Future[_Entry]:
         key = (secret_id, stage)
         with self._lock:
+            if self._closed:
+                raise SecretCacheError("the secret cache is closed")
             future = self._inflight.get(key)
             if future is not None:
                 return future
@@ -290,47 +406,104 @@ class SecretCache:
             return entry if entry.fetched_at >= fetched_since else None
         return entry if self.clock() < entry.refresh_at else None
 
+    def _complete(self, key: tuple[str, str], future: Future[_Entry], error: BaseException) -> None:
+        with self._lock:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+        _settle(future, error)
+
     def _run_fetch(
         self, key: tuple[str, str], future: Future[_Entry], fetched_since: float | None
     ) -> None:
+        """Fetch and complete ``future``, whatever happens: a waiter never waits forever."""
         try:
             entry = self._fetch(key, self._entries.get(key), fetched_since)
         except SecretCacheError as exc:
             self.stats.errors += 1
-            with self._lock:
-                self._inflight.pop(key, None)
-            future.set_exception(exc)
+            self._complete(key, future, exc)
             return
+        except Exception as exc:  # noqa: BLE001 - a source's own bug still completes the waiters
+            self.stats.errors += 1
+            log.warning("fetching secret '%s' failed unexpectedly: %s", key[0], type(exc).__name__)
+            self._complete(key, future, SecretCacheError(f"fetching secret '{key[0]}' failed"))
+            return
+        except BaseException:
+            self._complete(key, future, SecretCacheError(f"fetching secret '{key[0]}' stopped"))
+            raise
+        self._store(key, entry)
         with self._lock:
-            self._entries[key] = entry
             self._inflight.pop(key, None)
-            if len(self._entries) > self.max_secrets:
-                oldest = min(self._entries, key=lambda k: self._entries[k].last_used)
-                del self._entries[oldest]
-                self.stats.evictions += 1
-                if not any(k[0] == oldest[0] for k in self._entries):
-                    self._descriptions.pop(oldest[0], None)
-        future.set_result(entry)
+        _settle(future, entry)
 
     def _new_entry(self, value: SecretValue) -> _Entry:
         ttl = self.ttl * (1 + self.jitter * self._random())
         return _Entry(value, self.clock(), ttl, self.refresh_ahead * self.ttl)
 
     def _describe(self, secret_id: str, fetched_since: float | None) -> _Description | None:
-        """A DescribeSecret made after ``fetched_since``, reused if there is one; else a new one."""
-        if fetched_since is not None:
-            recent = self._descriptions.get(secret_id)
-            if recent is not None and recent.started_at >= fetched_since:
-                return recent
+        """A DescribeSecret made after ``fetched_since``, reused if there is one; else a new one,
+        joined by every caller that wants one made after the moment it started (single flight).
+
+        A source without DescribeSecret but with ``refresh_secret_now`` is refreshed instead (for
+        forced refreshes only); one with neither gives None.
+        """
         describe = getattr(self.client, "describe_secret", None)
-        if describe is None:
+        refresh_now = getattr(self.client, "refresh_secret_now", None)
+        if describe is None and (refresh_now is None or fetched_since is None):
             return None
-        started_at = self.clock()
-        self.stats.describes += 1
-        response = describe(SecretId=secret_id)
-        description = _Description(started_at, response.get("VersionIdsToStages", {}))
-        self._descriptions[secret_id] = description
+        with self._lock:
+            recent = self._descriptions.get(secret_id)
+            if (
+                fetched_since is not None
+                and recent is not None
+                and recent.started_at >= fetched_since
+            ):
+                return recent
+            flight = self._describe_inflight.get(secret_id)
+            started_at = self.clock()
+            if flight is not None and (fetched_since is None or flight[0] >= fetched_since):
+                future, owner = flight[1], False
+            else:
+                future, owner = Future(), True
+                self._describe_inflight[secret_id] = (started_at, future)
+        if not owner:
+            return future.result()
+        try:
+            self.stats.describes += 1
+            if describe is not None:
+                response = describe(SecretId=secret_id)
+                description = _Description(started_at, response.get("VersionIdsToStages", {}))
+            else:
+                assert refresh_now is not None  # checked above
+                refresh_now(secret_id)
+                description = _Description(started_at, None)
+        except BaseException as exc:
+            self._end_describe(secret_id, future, None)
+            _settle(future, exc)  # close() may have settled it already
+            raise
+        self._end_describe(secret_id, future, description)
+        _settle(future, description)
         return description
+
+    def _end_describe(
+        self, secret_id: str, future: Future[_Description], description: _Description | None
+    ) -> None:
+        """Keep the newest answer, and end the flight (both at once: no caller sees neither)."""
+        with self._lock:
+            if description is not None:
+                latest = self._descriptions.get(secret_id)
+                if latest is None or latest.started_at <= description.started_at:
+                    self._descriptions[secret_id] = description
+                if len(self._descriptions) > self.max_secrets:
+                    oldest = min(self._descriptions, key=lambda k: self._descriptions[k].started_at)
+                    del self._descriptions[oldest]
+            if self._describe_inflight.get(secret_id, (0.0, None))[1] is future:
+                del self._describe_inflight[secret_id]
+
+    def describe(self, secret_id: str, fetched_since: float) -> Mapping[str, Sequence[str]] | None:
+        """Which version each stage points at, as Secrets Manager said after ``fetched_since``
+        (one DescribeSecret shared by every caller since then); None if the source cannot say."""
+        description = self._describe(secret_id, fetched_since)
+        return None if description is None else description.version_stages
 
     def _known_value(
         self, secret_id: str, version_id: str, old: _Entry | None
@@ -353,7 +526,7 @@ class SecretCache:
             description = None
             if old is not None or fetched_since is not None:
                 description = self._describe(secret_id, fetched_since)
-            if description is not None:
+            if description is not None and description.version_stages is not None:
                 version_id = description.version_at(stage)
                 if version_id is None:
                     self._forget(key)
@@ -364,7 +537,7 @@ class SecretCache:
                 if known is not None:
                     if old is not None:
                         self.stats.refreshes += 1
-                    stages = tuple(description.version_stages[version_id])
+                    stages = tuple(description.version_stages.get(version_id, (stage,)))
                     if known.stages != stages:
                         known = replace(known, stages=stages)
                     return self._new_entry(known)
@@ -395,13 +568,7 @@ class SecretCache:
             ) from exc
         if old is not None:
             self.stats.refreshes += 1
-        value = SecretValue(
-            secret_id=secret_id,
-            version_id=str(response.get("VersionId", "")),
-            stages=tuple(response.get("VersionStages", (stage,))),
-            string=response.get("SecretString"),
-            binary=response.get("SecretBinary"),
-        )
+        value = _value_from(secret_id, response, stage)
         if old is not None and old.value.version_id == value.version_id:
             value = old.value  # keep the parsed JSON of an unchanged version
         return self._new_entry(value)
@@ -409,3 +576,139 @@ class SecretCache:
     def _forget(self, key: tuple[str, str]) -> None:
         with self._lock:
             self._entries.pop(key, None)
+
+    # -- every stage at once --------------------------------------------------------------------
+
+    def stage_values(
+        self, secret_id: str, fetched_since: float, stages: Sequence[str] = ROTATION_STAGES
+    ) -> dict[str, SecretValue] | None:
+        """The value at each of ``stages`` as one DescribeSecret made at or after
+        ``fetched_since`` saw them: a consistent view, unlike stages fetched one by one while a
+        rotation moves them. One DescribeSecret shared by every caller since then; a version the
+        cache holds costs nothing more. None when the source cannot describe.
+
+        The stages' entries are updated, so the next ``get()`` sees the new AWSCURRENT.
+        """
+        with self._lock:
+            if self._closed:
+                raise SecretCacheError("the secret cache is closed")
+        try:
+            description = self._describe(secret_id, fetched_since)
+        except (ClientError, BotoCoreError) as exc:
+            raise _cache_error(exc, secret_id, "DescribeSecret") from exc
+        if description is None or description.version_stages is None:
+            return None
+        out: dict[str, SecretValue] = {}
+        for version_id, labels in description.version_stages.items():
+            wanted = [label for label in labels if label in stages]
+            if wanted:
+                try:
+                    value = self._value_of_version(secret_id, version_id, tuple(labels))
+                except SecretCacheError as exc:
+                    if exc.code != "ResourceNotFoundException":
+                        raise  # throttled, denied, unreachable: not "nothing there"
+                    # A version can carry a stage before it has a value (RotateSecret's
+                    # AWSPENDING before createSecret): nothing to offer at that stage.
+                    continue
+                for label in wanted:
+                    out[label] = value
+                    self._store((secret_id, label), self._new_entry(value))
+        return out
+
+    def _value_of_version(
+        self, secret_id: str, version_id: str, labels: tuple[str, ...]
+    ) -> SecretValue:
+        """A version's value: held already (under any stage), or fetched once however many
+        callers want it at the same time."""
+        known = self._known_value(secret_id, version_id, None)
+        if known is not None:
+            return known if known.stages == labels else replace(known, stages=labels)
+        key = (secret_id, version_id)
+        with self._lock:
+            future = self._version_inflight.get(key)
+            owner = future is None
+            if future is None:
+                future = self._version_inflight[key] = Future()
+        if not owner:
+            return future.result()
+        outcome: SecretValue | SecretCacheError
+        try:
+            self.stats.fetches += 1
+            response = self.client.get_secret_value(SecretId=secret_id, VersionId=version_id)
+            value = _value_from(secret_id, response, labels[0] if labels else "")
+            outcome = replace(value, stages=labels)
+        except (ClientError, BotoCoreError) as exc:
+            outcome = _cache_error(exc, secret_id, f"version {version_id}")
+        except BaseException as exc:
+            outcome = SecretCacheError(f"fetching secret '{secret_id}' failed")
+            if not isinstance(exc, Exception):
+                _settle(future, outcome)
+                raise
+        finally:
+            with self._lock:
+                if self._version_inflight.get(key) is future:
+                    del self._version_inflight[key]
+        _settle(future, outcome)  # close() may have settled it already: its answer stands
+        return future.result()
+
+    def _store(self, key: tuple[str, str], entry: _Entry) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            if len(self._entries) > self.max_secrets:
+                oldest = min(self._entries, key=lambda k: self._entries[k].last_used)
+                del self._entries[oldest]
+                self.stats.evictions += 1
+                if not any(k[0] == oldest[0] for k in self._entries):
+                    self._descriptions.pop(oldest[0], None)
+
+
+def _settle[T](future: Future[T], outcome: T | BaseException) -> None:
+    """Complete ``future`` unless something (``close()``) already did."""
+    try:
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except InvalidStateError:
+        pass
+
+
+def _cache_error(exc: BaseException, secret_id: str, what: str) -> SecretCacheError:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        transient = (
+            code in _TRANSIENT_CODES
+            or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+        )
+        kind = "transient" if transient else "permanent"
+        return SecretCacheError(
+            f"fetching secret '{secret_id}' ({what}) failed ({code}, {kind})",
+            transient=transient,
+            code=code,
+        )
+    return SecretCacheError(
+        f"fetching secret '{secret_id}' ({what}) failed ({type(exc).__name__}, transient)",
+        transient=True,
+    )
+
+
+def _value_from(secret_id: str, response: Mapping[str, object], stage: str) -> SecretValue:
+    string, binary = response.get("SecretString"), response.get("SecretBinary")
+    labels = response.get("VersionStages")
+    return SecretValue(
+        secret_id=secret_id,
+        version_id=str(response.get("VersionId", "")),
+        stages=tuple(str(s) for s in labels) if isinstance(labels, list) else (stage,),
+        string=string if isinstance(string, str) else None,
+        binary=bytes(binary) if isinstance(binary, bytes | bytearray) else None,
+    )
+
+
+def _drop_connections(client: object) -> None:
+    """Close a botocore client's pooled HTTP connections (inherited across a fork, they would be
+    shared with the parent); it reconnects on its next call."""
+    endpoint = getattr(client, "_endpoint", None)
+    session = getattr(endpoint, "http_session", None)
+    close = getattr(session, "close", None)
+    if callable(close):
+        close()

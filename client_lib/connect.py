@@ -1,76 +1,91 @@
 """Rotation-aware connect: credentials from the cache, and the right fallbacks when they fail.
 
-An authentication failure (PyMySQL error 1045; psycopg's "password authentication failed", or
-sqlstate 28P01/28000 when the server gives one) means the credentials may have rotated. The
-connector then forces a refresh and tries, in order:
+A connector runs the steps of :func:`~client_lib.fallback.plan` (which versions to try, in which
+order, how many) - in the caller's thread (:class:`RotationAwareConnector`) or on the event loop
+(:class:`AsyncRotationAwareConnector`), one algorithm for both. A refused login is recognised
+without trusting the server's language (:mod:`keyturn_core.login`); network, TLS and other errors
+are not rotation and are raised at once, unchanged. What it raises itself subclasses the driver's
+``OperationalError`` (see the driver modules), so existing ``except`` clauses keep working.
 
-1. AWSCURRENT, freshly fetched (the rotation finished);
-2. AWSPENDING (single-user rotation between setSecret and finishSecret: the database already has
-   the new password while AWSCURRENT still holds the old one - the case retrying AWSCURRENT alone
-   cannot cover);
-3. AWSPREVIOUS (a client whose view of Secrets Manager runs ahead of the database),
-
-within a time budget, with jittered backoff between rounds. Credentials refused moments ago are
-not tried again in the same round. What another thread found since is tried first, and what
-Secrets Manager said after this caller chose its credentials is reused, so a burst of failures
-costs one DescribeSecret and one GetSecretValue. Network and other errors are not rotation and
-pass through unchanged. Each fallback can be turned off.
+When AWSCURRENT changes version, the ``on_rotation`` hooks run (a pool drains); a hook that
+raises is logged and does not fail the connect.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
+import logging
+import os
 import threading
-import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .cache import SecretCache, SecretCacheError, SecretValue
+from keyturn_core.login import LoginFailure
+
+from .cache import SecretCache, SecretValue
 from .credentials import Credentials
-from .errors import ClientLibError
+from .errors import (
+    AccountLocked,
+    AuthenticationFailed,
+    ClientLibError,
+    SecretCacheError,
+    SecretValueError,
+)
+from .fallback import (
+    AWSCURRENT,
+    AWSPENDING,
+    AWSPREVIOUS,
+    Attempt,
+    FallbackPolicy,
+    FallbackState,
+    Fetch,
+    OutOfAttempts,
+    Result,
+    plan,
+)
 
-AUTH_SQLSTATES = ("28P01", "28000")
-MYSQL_ACCESS_DENIED = 1045
+log = logging.getLogger("keyturn.client")
+
+type Overrides = Mapping[str, Any]
+type Classify = Callable[[BaseException], LoginFailure | None]
+type Defaults = Mapping[str, Any] | Callable[[Overrides], Mapping[str, Any]]
+type Target = Callable[[Credentials, Overrides], tuple[str, object]]
 
 
-class AuthenticationFailed(ClientLibError):
-    """No stored version of the secret logged in within the time budget."""
+def _target(credentials: Credentials, overrides: Overrides) -> tuple[str, object]:
+    """The server a connect reaches: the secret's, unless this call names another."""
+    return str(overrides.get("host") or credentials.host), overrides.get("port") or credentials.port
 
 
-def is_pymysql_auth_failure(exc: BaseException) -> bool:
-    """PyMySQL's "Access denied for user" at login."""
-    import pymysql
-
-    return (
-        isinstance(exc, pymysql.err.OperationalError)
-        and bool(exc.args)
-        and (exc.args[0] == MYSQL_ACCESS_DENIED)
-    )
+def _keep(exc: BaseException) -> None:
+    """A driver whose errors hold nothing secret: nothing to scrub."""
 
 
-def is_psycopg_auth_failure(exc: BaseException) -> bool:
-    """psycopg's failed password login (no sqlstate at connect time: read the message)."""
-    import psycopg
+_LIVE_CONNECTORS: weakref.WeakSet[_ConnectorBase] = weakref.WeakSet()
 
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    return getattr(exc, "sqlstate", None) in AUTH_SQLSTATES or (
-        "password authentication failed" in str(exc)
-    )
+
+def _after_fork_in_child() -> None:
+    for connector in list(_LIVE_CONNECTORS):
+        connector._lock = threading.Lock()  # the parent's threads may have held it
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True, slots=True)
-class FallbackPolicy:
-    """How hard to try after an authentication failure."""
+class DriverErrors:
+    """The error classes a connector raises: the driver modules give subclasses that are also the
+    driver's ``OperationalError``."""
 
-    budget: float = 10.0
-    """Seconds, from the first failure, before giving up."""
-    base_delay: float = 0.05
-    max_delay: float = 1.0
-    try_pending: bool = True
-    try_previous: bool = True
+    authentication_failed: type[AuthenticationFailed] = AuthenticationFailed
+    account_locked: type[AccountLocked] = AccountLocked
+    secret_unavailable: type[SecretCacheError] = SecretCacheError
+    secret_invalid: type[SecretValueError] = SecretValueError
+    scrub: Callable[[BaseException], None] = _keep
+    """Removes what a driver's error holds of the credentials tried (psycopg: the password)."""
 
 
 @dataclass
@@ -78,62 +93,85 @@ class ConnectStats:
     """Counters: readable by the application, exportable as metrics."""
 
     connects: int = 0
-    auth_failures: int = 0
-    recovered: int = 0
+    refused_logins: int = 0
+    recovered: int = 0  # connects that met a refusal and logged in
+    # connects that logged in with another stage than AWSCURRENT, by stage
     rotations_detected: int = 0
+    hook_errors: int = 0
     fallbacks: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def auth_failures(self) -> int:
+        """Refused logins (the name earlier versions used)."""
+        return self.refused_logins
 
 
 class _ConnectorBase:
-    """What the sync and async connectors share: credentials, rotation detection, fallbacks."""
+    """What the sync and async connectors share: credentials, rotation detection, bookkeeping."""
 
     def __init__(
         self,
         cache: SecretCache,
         secret_id: str,
-        is_auth_failure: Callable[[BaseException], bool],
+        classify: Classify,
+        *,
         policy: FallbackPolicy | None,
-        clock: Callable[[], float],
+        defaults: Defaults | None,
+        errors: DriverErrors,
+        target: Target | None = None,
     ) -> None:
         self.cache = cache
+        self._target = target or _target
         self.secret_id = secret_id
-        self._is_auth_failure = is_auth_failure
         self.policy = policy or FallbackPolicy()
-        self._clock = clock
+        self._classify = classify
+        if callable(defaults):
+            self._defaults_for: Callable[[Overrides], Mapping[str, Any]] = defaults
+        else:
+            fixed = dict(defaults or {})
+            self._defaults_for = lambda overrides: fixed
+        self.errors = errors
+        self._stages = [AWSCURRENT]
+        self._stages += [AWSPENDING] if self.policy.try_pending else []
+        self._stages += [AWSPREVIOUS] if self.policy.try_previous else []
         self._lock = threading.Lock()
         self.stats = ConnectStats()
         self.on_rotation: list[Callable[[], None]] = []
         """Called once per change of AWSCURRENT's version, in the thread that noticed it."""
         self._seen_version: str | None = None
-        # After recovering with AWSPENDING or AWSPREVIOUS: keep using those credentials (no
-        # Secrets Manager call per connect) until they fail or AWSCURRENT reaches that version.
-        self._preferred: tuple[Credentials, str] | None = None
+        _LIVE_CONNECTORS.add(self)
 
-    def _first_choice(self, current: SecretValue) -> Credentials:
-        """The credentials to try first, given AWSCURRENT's cached value.
+    def _state_for(
+        self, credentials: Credentials, overrides: Overrides | None = None
+    ) -> FallbackState:
+        """What every connector of this cache knows of this secret's versions at the server a
+        connect with ``overrides`` reaches: shared, so a refusal one of them met is not tried
+        again by the others; per server, so a lagging replica's refusal says nothing about the
+        writer; made anew after a fork."""
+        host, port = self._target(credentials, overrides or {})
+        key = ("keyturn.fallback", self.secret_id, host.lower(), str(port))
+        return self.cache.shared(key, lambda: FallbackState(self.cache.clock))
 
-        Reading AWSCURRENT on every connect, even while a fallback is preferred, is what keeps
-        its entry refreshing and rotations detected.
-        """
-        credentials = self._credentials_of(current, "AWSCURRENT")
-        preferred = self._preferred
-        if preferred is None:
-            return credentials
-        if current.version_id == preferred[1]:
-            self._preferred = None  # the rotation finished: AWSCURRENT has that version
-            return credentials
-        return preferred[0]
-
-    def credentials(self, stage: str = "AWSCURRENT") -> Credentials:
+    def credentials(self, stage: str = AWSCURRENT) -> Credentials:
         """The cached credentials at ``stage`` (fetched on a miss)."""
-        return self._credentials_of(self.cache.get(self.secret_id, stage), stage)
-
-    def _credentials_of(self, value: SecretValue, stage: str) -> Credentials:
-        if stage == "AWSCURRENT":
+        try:
+            value = self.cache.get(self.secret_id, stage)
+        except SecretCacheError as exc:
+            raise self.errors.secret_unavailable(str(exc), transient=exc.transient) from exc
+        if stage == AWSCURRENT:
             self._note_current(value.version_id)
+        return self._parse(value)
+
+    def _parse(self, value: SecretValue, overrides: Overrides | None = None) -> Credentials:
+        """The credentials of ``value``; what the secret lacks (an RDS-managed secret holds only
+        a username and password) comes from the connection arguments of this call."""
         if value.string is None:
-            raise SecretCacheError(f"secret '{self.secret_id}' holds binary data")
-        return Credentials.from_secret_string(value.string)
+            raise self.errors.secret_invalid(f"secret '{self.secret_id}' holds binary data")
+        defaults = self._defaults_for(overrides or {})
+        try:
+            return Credentials.from_secret_string(value.string, defaults=dict(defaults))
+        except SecretValueError as exc:
+            raise self.errors.secret_invalid(f"secret '{self.secret_id}': {exc}") from None
 
     def _note_current(self, version_id: str) -> None:
         """Record AWSCURRENT's version; a change is a rotation: run the hooks, once."""
@@ -142,281 +180,336 @@ class _ConnectorBase:
             changed = previous is not None and previous != version_id
             if changed:
                 self.stats.rotations_detected += 1
-        if changed:
-            for hook in list(self.on_rotation):
+        if not changed:
+            return
+        for hook in list(self.on_rotation):
+            try:
                 hook()
+            except Exception:
+                with self._lock:
+                    self.stats.hook_errors += 1
+                log.exception("an on_rotation hook of secret '%s' failed", self.secret_id)
 
-    def _found_by_others(self, tried: Credentials) -> Credentials | None:
-        """Credentials other than ``tried`` that another thread has found since; no I/O.
-
-        A burst of connects that all started before the rotation fails together; the first to
-        recover shares what it found, so the rest need no Secrets Manager call.
-        """
+    def _start(
+        self, current: SecretValue, started: float, overrides: Overrides
+    ) -> tuple[Generator[Any, Any, Any], FallbackState]:
+        self._note_current(current.version_id)
         with self._lock:
-            preferred = self._preferred
-            if preferred is not None and preferred[0] == tried:
-                self._preferred = preferred = None
-        if preferred is not None:
-            return preferred[0]
-        current = self.cache.get_if_fresh(self.secret_id)
-        if current is None or current.string is None:
-            return None
-        credentials = self._credentials_of(current, "AWSCURRENT")
-        return None if credentials == tried else credentials
+            self.stats.connects += 1
+        state = self._state_for(self._parse(current, overrides), overrides)
+        steps = plan(
+            state,
+            self.policy,
+            current,
+            lambda value: self._parse(value, overrides),
+            started,
+            self.secret_id,
+        )
+        return steps, state
 
-    def _stages(self) -> list[str]:
-        """What to try, in order, after an authentication failure."""
-        out = ["AWSCURRENT"]
-        if self.policy.try_pending:
-            out.append("AWSPENDING")
-        if self.policy.try_previous:
-            out.append("AWSPREVIOUS")
-        return out
+    def _fetched(self, step: Fetch) -> dict[str, SecretValue]:
+        """Every stage as Secrets Manager had it after ``step.since``; a stage that could not be
+        fetched is absent ("nothing to try"). Raises ``SecretCacheError`` when Secrets Manager
+        could not be asked at all."""
+        seen = self.cache.stage_values(self.secret_id, step.since, self._stages)
+        if seen is None:  # a source that cannot describe: stage by stage
+            seen = {}
+            for stage in self._stages:
+                try:
+                    seen[stage] = self.cache.refresh(
+                        self.secret_id, stage, fetched_since=step.since
+                    )
+                except SecretCacheError:
+                    continue
+        if AWSCURRENT in seen:
+            self._note_current(seen[AWSCURRENT].version_id)
+        return seen
 
-    def _refreshed(self, stage: str, since: float) -> tuple[Credentials, str] | None:
-        """(credentials, version) at ``stage`` as Secrets Manager had it after ``since``."""
+    def _outcome(self, step: Attempt, exc: BaseException) -> Result:
+        """A failed attempt: a refusal to remember, or an error to raise as it is."""
+        if isinstance(exc, ClientLibError):
+            raise exc  # ours (the secret, the arguments), raised by the connect function
+        if isinstance(exc, UnicodeError):
+            # The driver could not encode the credentials: its message quotes them.
+            raise self.errors.secret_invalid(
+                f"secret '{self.secret_id}': the {step.stage} credentials hold characters the "
+                "driver cannot send"
+            ) from None
+        failure = self._classify(exc)
+        self.errors.scrub(exc)
+        if failure in (LoginFailure.AUTHENTICATION, LoginFailure.PROBABLY_AUTHENTICATION):
+            with self._lock:
+                self.stats.refused_logins += 1
+            log.info(
+                "secret '%s': the %s credentials (version %s) were refused",
+                self.secret_id,
+                step.stage,
+                step.version,
+            )
+            return Result(refused=exc, confirmed=failure is LoginFailure.AUTHENTICATION)
+        if failure is LoginFailure.LOCKED:
+            raise self.errors.account_locked(
+                f"the account of secret '{self.secret_id}' is locked or blocked by the database"
+            ) from exc
+        raise exc
+
+    def _succeeded(self, step: Attempt, refused_before: int) -> None:
+        with self._lock:
+            if step.stage != AWSCURRENT:
+                self.stats.fallbacks[step.stage] = self.stats.fallbacks.get(step.stage, 0) + 1
+            if refused_before:
+                self.stats.recovered += 1
+        if refused_before:
+            log.info(
+                "secret '%s': logged in with the %s credentials (version %s) after a refusal",
+                self.secret_id,
+                step.stage,
+                step.version,
+            )
+
+    def _out_of_attempts(
+        self, exc: OutOfAttempts, fetch_error: SecretCacheError | None
+    ) -> BaseException:
+        if not exc.confirmed and exc.last is not None:
+            # Refused in no known language and nothing else logged in: not known to be the
+            # credentials, so the driver's own error, as it was.
+            return exc.last
+        if fetch_error is not None:
+            # What else Secrets Manager holds is unknown: not "refused", unavailable.
+            error: BaseException = self.errors.secret_unavailable(
+                f"no stored version of secret '{self.secret_id}' logged in, and Secrets Manager "
+                f"could not be asked for others: {fetch_error}",
+                transient=fetch_error.transient,
+            )
+            error.__cause__ = fetch_error
+        else:
+            error = self.errors.authentication_failed(str(exc))
+            error.__cause__ = exc.last
+        log.warning("%s", error)
+        return error
+
+    def _fetch_or_error(
+        self, step: Fetch
+    ) -> tuple[dict[str, SecretValue], SecretCacheError | None]:
         try:
-            value = self.cache.refresh(self.secret_id, stage, fetched_since=since)
-            return self._credentials_of(value, stage), value.version_id
-        except SecretCacheError:
-            return None
-
-    def _recovered(self, stage: str, found: tuple[Credentials, str]) -> None:
-        with self._lock:
-            self.stats.recovered += 1
-            self.stats.fallbacks[stage] = self.stats.fallbacks.get(stage, 0) + 1
-            self._preferred = None if stage == "AWSCURRENT" else found
-
-    def _pause(self, deadline: float, delay: float, last: BaseException) -> tuple[float, float]:
-        """(seconds to wait, next delay), or AuthenticationFailed once the budget is spent."""
-        remaining = deadline - self._clock()
-        if remaining <= 0:
-            raise AuthenticationFailed(
-                f"no version of secret '{self.secret_id}' logged in within {self.policy.budget:g} s"
-            ) from last
-        pause = min(remaining, delay * (0.5 + random.random()))  # noqa: S311 - jitter
-        return pause, min(delay * 2, self.policy.max_delay)
-
-    def _count(self, name: str) -> None:
-        with self._lock:
-            setattr(self.stats, name, getattr(self.stats, name) + 1)
+            return self._fetched(step), None
+        except SecretCacheError as exc:
+            return {}, exc
 
 
 class RotationAwareConnector[ConnT](_ConnectorBase):
     """Opens connections with a secret's credentials, surviving its rotation.
 
-    ``connect`` turns :class:`Credentials` into a connection; ``is_auth_failure`` tells a refused
-    login from every other error.
+    ``connect(credentials, timeout, overrides)`` opens one connection within ``timeout`` seconds
+    (``overrides``: keyword arguments of this call); ``classify`` tells a refused login from every
+    other error. :func:`psycopg_connector` and :func:`pymysql_connector` build one for you.
     """
 
     def __init__(
         self,
         cache: SecretCache,
         secret_id: str,
-        connect: Callable[[Credentials], ConnT],
-        is_auth_failure: Callable[[BaseException], bool],
+        connect: Callable[[Credentials, float, Overrides], ConnT],
+        classify: Classify,
         *,
         policy: FallbackPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        defaults: Defaults | None = None,
+        errors: DriverErrors = DriverErrors(),
+        target: Target | None = None,
     ) -> None:
-        super().__init__(cache, secret_id, is_auth_failure, policy, clock)
+        super().__init__(
+            cache,
+            secret_id,
+            classify,
+            policy=policy,
+            defaults=defaults,
+            errors=errors,
+            target=target,
+        )
         self._connect = connect
-        self._sleep = sleep
 
-    def connect(self) -> ConnT:
-        """A connection with the current credentials, falling back across a rotation."""
-        self._count("connects")
-        # Secrets Manager as seen after this attempt chose its credentials is new enough for
-        # the first round: threads failing together then share one DescribeSecret.
-        since = self.cache.clock()
-        tried = self._first_choice(self.cache.get(self.secret_id))
+    def connect(self, **overrides: Any) -> ConnT:
+        """A connection with the current credentials, falling back across a rotation.
+
+        ``overrides`` are connection arguments for this call only (host, port, database, TLS...);
+        the user and password always come from the secret.
+        """
+        started = self.cache.clock()
         try:
-            return self._connect(tried)
-        except Exception as exc:
-            if not self._is_auth_failure(exc):
-                raise
-            self._count("auth_failures")
-            last: BaseException = exc
-        refused = {tried}
-        shared = self._found_by_others(tried)
-        if shared is not None:
-            try:
-                conn = self._connect(shared)
-            except Exception as exc:
-                if not self._is_auth_failure(exc):
-                    raise
-                last = exc
-                refused.add(shared)
-            else:
-                self._count("recovered")
-                return conn
-        deadline, delay = self._clock() + self.policy.budget, self.policy.base_delay
+            current = self.cache.get(self.secret_id)
+        except SecretCacheError as exc:
+            raise self.errors.secret_unavailable(str(exc), transient=exc.transient) from exc
+        steps, state = self._start(current, started, overrides)
+        reply: Any = None
+        refused = 0
+        fetch_error: SecretCacheError | None = None
         while True:
-            for stage in self._stages():
-                found = self._refreshed(stage, since)
-                if found is None or found[0] in refused:
-                    continue  # absent, or refused moments ago: no point trying it again now
-                try:
-                    conn = self._connect(found[0])
-                except Exception as exc:
-                    if not self._is_auth_failure(exc):
-                        raise
-                    last = exc
-                    refused.add(found[0])
-                    continue
-                self._recovered(stage, found)
+            try:
+                step = steps.send(reply)
+            except StopIteration as done:
+                conn: ConnT = done.value
                 return conn
-            refused, since = set(), self.cache.clock()
-            pause, delay = self._pause(deadline, delay, last)
-            self._sleep(pause)
+            except OutOfAttempts as exc:
+                raise self._out_of_attempts(exc, fetch_error)  # noqa: B904 - its cause is set
+            if isinstance(step, Fetch):
+                reply, error = self._fetch_or_error(step)
+                fetch_error = error or fetch_error
+                continue
+            reply = self._attempt(step, overrides, state)
+            if reply.refused is not None:
+                refused += 1
+            elif reply.connection is not None:
+                self._succeeded(step, refused)
+
+    def _attempt(self, step: Attempt, overrides: Overrides, state: FallbackState) -> Result:
+        lock = state.probe_lock(step.version) if step.exclusive else None
+        if lock is not None:
+            if not lock.acquire(timeout=step.timeout):
+                return Result()  # another caller is still trying them: nothing settled in time
+            verdict = step.verdict()
+            if verdict != "unknown":
+                lock.release()  # settled by another caller meanwhile
+                lock = None
+                if verdict == "refused":
+                    return Result()
+        try:
+            try:
+                return Result(connection=self._connect(step.credentials, step.timeout, overrides))
+            except Exception as exc:  # noqa: BLE001 - classified: a refusal, or raised as it is
+                return self._outcome(step, exc)
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
     """The same, for asyncio: ``connect`` is a coroutine function.
 
-    Cache hits stay on the event loop; a fetch from Secrets Manager (boto3 blocks) runs in a
-    worker thread.
+    Cache hits stay on the event loop; a fetch from Secrets Manager (boto3 blocks) runs on the
+    cache's own small thread pool, never the loop's default executor (``getaddrinfo`` uses that).
     """
 
     def __init__(
         self,
         cache: SecretCache,
         secret_id: str,
-        connect: Callable[[Credentials], Awaitable[ConnT]],
-        is_auth_failure: Callable[[BaseException], bool],
+        connect: Callable[[Credentials, float, Overrides], Awaitable[ConnT]],
+        classify: Classify,
         *,
         policy: FallbackPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        defaults: Defaults | None = None,
+        errors: DriverErrors = DriverErrors(),
+        target: Target | None = None,
     ) -> None:
-        super().__init__(cache, secret_id, is_auth_failure, policy, clock)
+        super().__init__(
+            cache,
+            secret_id,
+            classify,
+            policy=policy,
+            defaults=defaults,
+            errors=errors,
+            target=target,
+        )
         self._connect = connect
 
+    async def _in_thread[T](self, function: Callable[..., T], *args: Any) -> T:
+        try:
+            executor = self.cache.executor
+            waiting = asyncio.get_running_loop().run_in_executor(executor, function, *args)
+        except SecretCacheError as exc:
+            raise self.errors.secret_unavailable(str(exc)) from exc
+        except RuntimeError as exc:  # the cache's pool was shut down meanwhile
+            raise self.errors.secret_unavailable("the secret cache is closed") from exc
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this task was cancelled
+            # close() dropped the queued job: not a cancellation of the caller.
+            raise self.errors.secret_unavailable("the secret cache was closed") from None
+
     async def current_credentials(self) -> Credentials:
-        return self._credentials_of(await self._current_value(), "AWSCURRENT")
+        return self._parse(await self._current_value())
 
     async def _current_value(self) -> SecretValue:
         value = self.cache.get_if_fresh(self.secret_id)
         if value is None:
-            value = await asyncio.to_thread(self.cache.get, self.secret_id)
+            try:
+                value = await self._in_thread(self.cache.get, self.secret_id)
+            except SecretCacheError as exc:
+                raise self.errors.secret_unavailable(str(exc), transient=exc.transient) from exc
+        self._note_current(value.version_id)
         return value
 
-    async def connect(self) -> ConnT:
+    async def connect(self, **overrides: Any) -> ConnT:
         """A connection with the current credentials, falling back across a rotation."""
-        self._count("connects")
-        # Secrets Manager as seen after this attempt chose its credentials is new enough for
-        # the first round: threads failing together then share one DescribeSecret.
-        since = self.cache.clock()
-        tried = self._first_choice(await self._current_value())
-        try:
-            return await self._connect(tried)
-        except Exception as exc:
-            if not self._is_auth_failure(exc):
-                raise
-            self._count("auth_failures")
-            last: BaseException = exc
-        refused = {tried}
-        shared = self._found_by_others(tried)
-        if shared is not None:
-            try:
-                conn = await self._connect(shared)
-            except Exception as exc:
-                if not self._is_auth_failure(exc):
-                    raise
-                last = exc
-                refused.add(shared)
-            else:
-                self._count("recovered")
-                return conn
-        deadline, delay = self._clock() + self.policy.budget, self.policy.base_delay
+        started = self.cache.clock()
+        steps, state = self._start(await self._current_value(), started, overrides)
+        reply: Any = None
+        refused = 0
+        fetch_error: SecretCacheError | None = None
         while True:
-            for stage in self._stages():
-                found = await asyncio.to_thread(self._refreshed, stage, since)
-                if found is None or found[0] in refused:
-                    continue  # absent, or refused moments ago: no point trying it again now
-                try:
-                    conn = await self._connect(found[0])
-                except Exception as exc:
-                    if not self._is_auth_failure(exc):
-                        raise
-                    last = exc
-                    refused.add(found[0])
-                    continue
-                self._recovered(stage, found)
+            try:
+                step = steps.send(reply)
+            except StopIteration as done:
+                conn: ConnT = done.value
                 return conn
-            refused, since = set(), self.cache.clock()
-            pause, delay = self._pause(deadline, delay, last)
-            await asyncio.sleep(pause)
+            except OutOfAttempts as exc:
+                raise self._out_of_attempts(exc, fetch_error)  # noqa: B904 - its cause is set
+            if isinstance(step, Fetch):
+                try:
+                    reply, error = await self._in_thread(self._fetch_or_error, step)
+                except SecretCacheError as exc:  # the cache's pool was closed meanwhile
+                    reply, error = {}, exc
+                fetch_error = error or fetch_error
+                continue
+            reply = await self._attempt(step, overrides, state)
+            if reply.refused is not None:
+                refused += 1
+            elif reply.connection is not None:
+                self._succeeded(step, refused)
+
+    async def _acquire(self, lock: threading.Lock, timeout: float) -> bool:
+        """Wait for ``lock`` on the loop itself, polling: no thread is tied up while another
+        caller tries those credentials, and a cancelled wait holds nothing."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pause = 0.005
+        while not lock.acquire(blocking=False):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.05)
+        return True
+
+    async def _attempt(self, step: Attempt, overrides: Overrides, state: FallbackState) -> Result:
+        lock = state.probe_lock(step.version) if step.exclusive else None
+        if lock is not None:
+            if not await self._acquire(lock, step.timeout):
+                return Result()
+            verdict = step.verdict()
+            if verdict != "unknown":
+                lock.release()
+                lock = None
+                if verdict == "refused":
+                    return Result()
+        try:
+            try:
+                conn = await self._connect(step.credentials, step.timeout, overrides)
+            except Exception as exc:  # noqa: BLE001 - classified: a refusal, or raised as it is
+                return self._outcome(step, exc)
+            return Result(connection=conn)
+        finally:
+            if lock is not None:
+                lock.release()
 
 
-def pymysql_connector(
-    cache: SecretCache, secret_id: str, *, policy: FallbackPolicy | None = None, **kwargs: Any
-) -> RotationAwareConnector[Any]:
-    """PyMySQL connections; ``kwargs`` go to ``pymysql.connect`` (TLS settings, timeouts)."""
-    import pymysql
-
-    def connect(creds: Credentials) -> Any:
-        return pymysql.connect(
-            host=creds.host,
-            port=creds.port,
-            user=creds.username,
-            password=creds.password,
-            database=creds.dbname,
-            **kwargs,
-        )
-
-    return RotationAwareConnector(cache, secret_id, connect, is_pymysql_auth_failure, policy=policy)
-
-
-def _psycopg_params(creds: Credentials, extra: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "host": creds.host,
-        "port": creds.port,
-        "user": creds.username,
-        "password": creds.password,
-        "dbname": creds.dbname or "postgres",
-        **extra,
-    }
-
-
-def psycopg_connector(
-    cache: SecretCache,
-    secret_id: str,
-    *,
-    policy: FallbackPolicy | None = None,
-    connection_class: Any = None,
-    **kwargs: Any,
-) -> RotationAwareConnector[Any]:
-    """psycopg 3 connections; ``kwargs`` go to ``psycopg.connect`` (sslmode, sslrootcert, ...)."""
-    import psycopg
-
-    cls = connection_class or psycopg.Connection
-
-    def connect(creds: Credentials) -> Any:
-        # The base implementation, bound to ``cls``: a pool's subclass overrides connect().
-        base = psycopg.Connection.connect.__func__  # type: ignore[attr-defined]
-        return base(cls, **_psycopg_params(creds, kwargs))
-
-    return RotationAwareConnector(cache, secret_id, connect, is_psycopg_auth_failure, policy=policy)
-
-
-def psycopg_async_connector(
-    cache: SecretCache,
-    secret_id: str,
-    *,
-    policy: FallbackPolicy | None = None,
-    connection_class: Any = None,
-    **kwargs: Any,
-) -> AsyncRotationAwareConnector[Any]:
-    """psycopg 3 ``AsyncConnection``s; ``kwargs`` go to ``AsyncConnection.connect``."""
-    import psycopg
-
-    cls = connection_class or psycopg.AsyncConnection
-
-    async def connect(creds: Credentials) -> Any:
-        base = psycopg.AsyncConnection.connect.__func__  # type: ignore[attr-defined]
-        return await base(cls, **_psycopg_params(creds, kwargs))
-
-    return AsyncRotationAwareConnector(
-        cache, secret_id, connect, is_psycopg_auth_failure, policy=policy
-    )
+__all__ = [
+    "AsyncRotationAwareConnector",
+    "ConnectStats",
+    "DriverErrors",
+    "FallbackPolicy",
+    "RotationAwareConnector",
+]

@@ -1,73 +1,56 @@
-"""Database credentials read from a rotation-format secret."""
+"""Database credentials read from a rotation-format secret, with the functions' own parser."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import SecretValueError
+from keyturn_core.secret import DatabaseSecret
 
-_DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
-_FAMILIES = {
-    "postgres": "postgres",
-    "postgresql": "postgres",
-    "aurora-postgresql": "postgres",
-    "mysql": "mysql",
-    "mariadb": "mysql",
-    "aurora-mysql": "mysql",
-    "aurora": "mysql",
-}
+from .errors import ClientConfigurationError, SecretValueError
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """Connection credentials; ``repr`` and ``str`` never show the password.
+class Credentials(DatabaseSecret):
+    """Connection credentials: :class:`keyturn_core.DatabaseSecret` as the client reads it.
+
+    ``repr`` and ``str`` never show the password. A secret RDS manages for a master user holds
+    only ``username`` and ``password``: ``defaults`` supplies the rest (the engine a driver
+    implies, the host, port and database the application knows).
 
     >>> c = Credentials.from_secret_string(
-    ...     '{"engine": "mysql", "host": "db", "username": "app", "password": "s3cret"}')
-    >>> c
-    Credentials(engine='mysql', host='db', port=3306, username='app', dbname=None)
+    ...     '{"username": "app", "password": "s3cret"}', defaults={"engine": "mysql", "host": "db"})
+    >>> (c.family.value, c.host, c.port, c.username, "s3cret" in repr(c))
+    ('mysql', 'db', 3306, 'app', False)
     """
 
-    engine: str
-    host: str
-    port: int
-    username: str
-    password: str = field(repr=False)
-    dbname: str | None = None
+    __slots__ = ()
+    format_error = SecretValueError
 
     @classmethod
-    def from_secret_string(cls, text: str) -> Credentials:
+    def from_secret_string(
+        cls, text: str, *, defaults: dict[str, object] | None = None
+    ) -> Credentials:
         """Parse rotation-format JSON; errors name the key at fault, never a value."""
-        try:
-            data: Any = json.loads(text)
-        except ValueError:
-            raise SecretValueError("the secret is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise SecretValueError("the secret must be a JSON object")
-        values: dict[str, str] = {}
-        for key in ("engine", "host", "username", "password"):
-            value = data.get(key)
-            if not isinstance(value, str) or (key != "password" and not value):
-                raise SecretValueError(f"the secret key '{key}' is missing or not a string")
-            values[key] = value
-        family = _FAMILIES.get(values["engine"].lower())
-        if family is None:
-            raise SecretValueError("the secret key 'engine' names an unsupported engine")
-        port = data.get("port", _DEFAULT_PORTS[family])
-        try:
-            port = int(port)
-        except (TypeError, ValueError):
-            raise SecretValueError("the secret key 'port' is not an integer") from None
-        dbname = data.get("dbname")
-        if dbname is not None and not isinstance(dbname, str):
-            raise SecretValueError("the secret key 'dbname' is not a string")
-        return cls(
-            engine=family,
-            host=values["host"],
-            port=port,
-            username=values["username"],
-            password=values["password"],
-            dbname=dbname,
+        return cls.parse(text, label="the secret", defaults=defaults)
+
+
+def refuse_secret_arguments(kwargs: Mapping[str, Any], secret_keys: Sequence[str]) -> None:
+    """Refuse connection arguments only the secret may decide (the user and password)."""
+    given = [key for key in secret_keys if key in kwargs]
+    if given:
+        raise ClientConfigurationError(
+            f"{', '.join(given)} come from the secret: do not pass them to the connector"
         )
+
+
+def defaults_from_arguments(
+    kwargs: Mapping[str, Any], engine: str, database_key: str
+) -> dict[str, Any]:
+    """What the application's connection arguments supply to a secret that lacks it (RDS-managed
+    secrets hold only a username and password): the engine its driver implies, the host, port
+    and database (``database_key``: the driver's name for it)."""
+    defaults: dict[str, Any] = {"engine": engine}
+    for ours, theirs in (("host", "host"), ("port", "port"), ("dbname", database_key)):
+        if kwargs.get(theirs) is not None:
+            defaults[ours] = kwargs[theirs]
+    return defaults

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rotation_lambdas.driver import StepRecord
+from keyturn_local.driver import StepRecord
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -3,8 +3,10 @@
 Checks, in order (a failed check skips the ones that depend on it): the secret can be read and
 no rotation is stuck; its JSON suits the strategy; the engine and which function to use; the
 database is reachable; TLS as configured; the current credentials log in; the privileges the
-strategy needs. Nothing is changed: PostgreSQL's statements run in a transaction that is rolled
-back, the MySQL family's checks only read.
+strategy needs. For alternating users, also the proofs setSecret makes before the superuser acts:
+the secret controls the account, the superuser's server is the secret's, and an existing clone
+holds nothing beyond the base. Nothing is changed: PostgreSQL's statements run in a transaction
+that is rolled back, the MySQL family's checks only read.
 """
 
 from __future__ import annotations
@@ -14,8 +16,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rotation_lambdas import DatabaseSecret, EngineFamily, RotationError, SecretsStore
-from rotation_lambdas.adapters import DatabaseAdapter
-from rotation_lambdas.errors import AuthenticationError, NetworkError, TlsError
+from rotation_lambdas.adapters import DatabaseAdapter, ServerMarker
+from rotation_lambdas.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NetworkError,
+    PrivilegeError,
+    TlsError,
+)
 from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, make_adapter
 from rotation_lambdas.log import get_logger
 from rotation_lambdas.secret import TlsMode
@@ -24,6 +32,7 @@ from rotation_lambdas.stages import AWSCURRENT
 from rotation_lambdas.strategies.alternating_users import (
     SUPERUSER_KEY,
     AlternatingUsersStrategy,
+    Login,
     check_username_length,
     user_pair,
 )
@@ -105,23 +114,30 @@ class Preflight:
         superuser = None
         if strategy == ALTERNATING_USERS:
             superuser = self._superuser(adapter, secret)  # configuration first
+        proofs = ("account", "same server", "clone") if strategy == ALTERNATING_USERS else ()
         if not self._reachable(secret, "network"):
-            self.skip("tls", "login", "privileges", because="the database is unreachable")
+            self.skip("tls", "login", *proofs, "privileges", because="the database is unreachable")
             return self.checks
         conn = self._login(adapter, secret, "tls", "login")
         if conn is None:
-            self.skip("privileges", because="the current credentials do not log in")
+            self.skip(*proofs, "privileges", because="the current credentials do not log in")
             return self.checks
         try:
             if strategy == SINGLE_USER:
                 problems = adapter.own_password_problems(conn, secret)
                 self._privileges(problems, f"'{secret.username}' may change its own password")
+                self._lockout(adapter.lockout_after(conn))
+            else:
+                marker = self._account(adapter, conn, secret)
+                rest = ("same server", "clone", "privileges")
+                if marker is None:
+                    self.skip(*rest, because="the secret does not prove control of the account")
+                elif superuser is None:
+                    self.skip(*rest, because="no usable superuser secret")
+                else:
+                    self._administration(adapter, secret, superuser, marker)
         finally:
             adapter.close(conn)
-        if superuser is not None:
-            self._administration(adapter, secret, superuser)
-        elif strategy == ALTERNATING_USERS:
-            self.skip("privileges", because="no usable superuser secret")
         return self.checks
 
     # --- the checks -----------------------------------------------------------------------------
@@ -181,7 +197,12 @@ class Preflight:
     def _login(
         self, adapter: DatabaseAdapter[Any], secret: DatabaseSecret, tls: str, login: str
     ) -> Any:
-        mode = adapter.tls_mode(secret)
+        try:
+            mode = adapter.tls_mode(secret)
+        except ConfigurationError as exc:
+            self.add(tls, FAIL, exc.message, exc.hint)
+            self.skip(login, because="the TLS settings are refused (nothing was sent)")
+            return None
         try:
             conn = adapter.open(secret)
         except TlsError as exc:
@@ -209,6 +230,19 @@ class Preflight:
         self._tls_passed(tls, mode)
         self.add(login, PASS, f"'{secret.username}' logs in with the AWSCURRENT password")
         return conn
+
+    def _lockout(self, after: int | None) -> None:
+        if after is None:
+            return
+        self.add(
+            "lockout",
+            WARN,
+            f"the server locks the account after {after} failed logins in a row: a single-user "
+            "rotation refuses every login in flight when the password changes, and as many "
+            "in a row may lock it",
+            "rotate it with alternating users (the password of the user in use never changes), "
+            f"or keep fewer than {after} connections opening at once",
+        )
 
     def _tls_passed(self, name: str, mode: TlsMode) -> None:
         if mode is TlsMode.DISABLE:
@@ -254,26 +288,101 @@ class Preflight:
         self.add("superuser secret", PASS, f"user '{superuser.username}' at {superuser.endpoint}")
         return superuser
 
+    def _account(self, adapter: Any, conn: Any, secret: DatabaseSecret) -> ServerMarker | None:
+        """setSecret's first proof: the secret's credentials log in as the account itself."""
+        try:
+            if not adapter.logged_in_as(conn, secret.username):
+                self.add(
+                    "account",
+                    FAIL,
+                    f"the login as '{secret.username}' matched another account (anonymous or "
+                    "proxied): the superuser would refuse to act",
+                    "remove the anonymous accounts or the proxy grant that matched",
+                )
+                return None
+            marker: ServerMarker = adapter.claim_marker(conn)
+        except RotationError as exc:
+            self.add("account", FAIL, exc.message, exc.hint)
+            return None
+        self.add(
+            "account",
+            PASS,
+            f"the secret controls '{secret.username}' (its AWSCURRENT password logs in as it)",
+        )
+        return marker
+
     def _administration(
-        self, adapter: Any, secret: DatabaseSecret, superuser: DatabaseSecret
+        self, adapter: Any, secret: DatabaseSecret, superuser: DatabaseSecret, marker: ServerMarker
     ) -> None:
+        later = ("same server", "clone", "privileges")
         if not self._reachable(superuser, "superuser network"):
             self.skip(
                 "superuser tls",
                 "superuser login",
-                "privileges",
+                *later,
                 because="the superuser's database is unreachable",
             )
             return
         conn = self._login(adapter, superuser, "superuser tls", "superuser login")
         if conn is None:
-            self.skip("privileges", because="the superuser does not log in")
+            self.skip(*later, because="the superuser does not log in")
             return
         base, clone = user_pair(secret.username)
+        strategy = AlternatingUsersStrategy(adapter)
         try:
+            try:
+                strategy.prove_on_superuser_server(
+                    conn, marker, Login(AWSCURRENT, secret), superuser
+                )
+                self.add(
+                    "same server",
+                    PASS,
+                    f"{superuser.endpoint} and {secret.endpoint} reach one server: the lock "
+                    f"taken at {secret.endpoint} is held there by '{secret.username}' itself",
+                )
+            except PrivilegeError as exc:
+                # The superuser cannot verify the proof; what else it lacks is still worth listing.
+                self.add("same server", FAIL, exc.message, exc.hint)
+                self.skip("clone", because="the proof could not be verified")
+            except RotationError as exc:
+                self.add("same server", FAIL, exc.message, exc.hint)
+                self.skip("clone", "privileges", because="the superuser is on another server")
+                return
+            else:
+                self._clone(adapter, strategy, conn, secret, base, clone)
             problems = adapter.administration_problems(conn, base)
         finally:
             adapter.close(conn)
         self._privileges(
             problems, f"'{superuser.username}' may create '{clone}', set passwords and grant"
         )
+
+    def _clone(
+        self,
+        adapter: Any,
+        strategy: AlternatingUsersStrategy[Any],
+        conn: Any,
+        secret: DatabaseSecret,
+        base: str,
+        clone: str,
+    ) -> None:
+        try:
+            strategy.refuse_unsafe_pair(conn, base, clone, lambda: secret.username == clone)
+            if not adapter.user_exists(conn, clone):
+                self.add(
+                    "clone", PASS, f"'{clone}' does not exist yet: the first rotation creates it"
+                )
+                return
+            differences = adapter.parity_differences(conn, base, clone)
+        except RotationError as exc:
+            self.add("clone", FAIL, exc.message, exc.hint)
+            return
+        if differences:
+            self.add(
+                "clone",
+                WARN,
+                f"'{clone}' differs from '{base}': " + "; ".join(differences),
+                "the next rotation mirrors the clone from the base",
+            )
+        else:
+            self.add("clone", PASS, f"'{clone}' holds what '{base}' holds, nothing more")

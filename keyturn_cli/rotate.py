@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from rotation_lambdas.driver import RotationFailed, register_stand_in_function, rotate
+from keyturn_local.driver import RotationFailed, register_stand_in_function, rotate
 from rotation_lambdas.handlers import HANDLERS
 
 from .aws import AwsOptions, CliError

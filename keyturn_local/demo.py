@@ -33,7 +33,7 @@ import boto3
 from client_lib import SecretCache, psycopg_connector, pymysql_connector
 from keyturn_cli.aws import AwsOptions
 from keyturn_cli.output import table
-from rotation_lambdas.driver import RotationFailed, StepRecord, register_stand_in_function, rotate
+from keyturn_local.driver import RotationFailed, StepRecord, register_stand_in_function, rotate
 from rotation_lambdas.handlers import ALTERNATING_USERS, HANDLERS, SINGLE_USER, make_adapter
 from rotation_lambdas.secret import DatabaseSecret
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
@@ -124,14 +124,11 @@ def query_and_close(conn: Any) -> None:
 
 def application(subject: Subject, cache: SecretCache, ca: str, stop: threading.Event) -> None:
     """One application thread: connect, query, close, again, counting every failure."""
+    # TLS as the secret says (it says nothing: verify-full), against the local servers' CA.
     if subject.engine == "postgres":
-        connector: Any = psycopg_connector(
-            cache, subject.arn, sslmode="verify-full", sslrootcert=ca
-        )
+        connector: Any = psycopg_connector(cache, subject.arn, sslrootcert=ca)
     else:
-        import ssl
-
-        connector = pymysql_connector(cache, subject.arn, ssl=ssl.create_default_context(cafile=ca))
+        connector = pymysql_connector(cache, subject.arn, ssl_ca=ca)
     while not stop.is_set():
         try:
             query_and_close(connector.connect())

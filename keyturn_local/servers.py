@@ -341,6 +341,8 @@ class MariaDBServer(_Server):
                 )
                 cur.execute("CREATE USER 'root'@%s IDENTIFIED BY %s", (HOST, self.admin.password))
                 cur.execute("GRANT ALL ON *.* TO 'root'@%s WITH GRANT OPTION", (HOST,))
+                # As root@localhost has it: tests set up PROXY grants through this account.
+                cur.execute("GRANT PROXY ON ''@'%%' TO 'root'@%s WITH GRANT OPTION", (HOST,))
         finally:
             conn.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .engine import RotationEngine
 from .errors import (
+    AccountLockedError,
     AuthenticationError,
     ConfigurationError,
     EventError,
@@ -39,6 +40,7 @@ __all__ = [
     "AWSCURRENT",
     "AWSPENDING",
     "AWSPREVIOUS",
+    "AccountLockedError",
     "AlternatingUsersStrategy",
     "AuthenticationError",
     "ConfigurationError",

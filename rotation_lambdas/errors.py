@@ -8,6 +8,8 @@ base class :class:`RotationError`.
 
 from __future__ import annotations
 
+import keyturn_core
+
 
 class RotationError(Exception):
     """Base class of every error raised by the rotation functions.
@@ -36,7 +38,7 @@ class ConfigurationError(RotationError):
     category = "configuration"
 
 
-class SecretFormatError(ConfigurationError):
+class SecretFormatError(ConfigurationError, keyturn_core.SecretFormatError):
     """A secret value is not valid rotation JSON; the message names the key at fault."""
 
 
@@ -78,6 +80,13 @@ class AuthenticationError(RotationError):
     category = "authentication"
 
 
+class AccountLockedError(RotationError):
+    """The account may not log in now (locked, blocked after failed logins, NOLOGIN): no
+    password will do, so no other version is tried."""
+
+    category = "authentication"
+
+
 class PrivilegeError(RotationError):
     """The credentials log in but lack a privilege the rotation needs."""
 
@@ -85,6 +94,7 @@ class PrivilegeError(RotationError):
 
 
 __all__ = [
+    "AccountLockedError",
     "AuthenticationError",
     "ConfigurationError",
     "EventError",

@@ -1,202 +1,42 @@
-"""The database secret: rotation-format JSON parsed and validated.
+"""The secret as the rotation functions read it.
 
-Validation errors name the key at fault and never echo a value. The parsed object keeps every key
-of the original JSON so a new version written by the rotation preserves what the rotation does not
-own (``dbClusterIdentifier``, ``masterarn``, application keys).
+The format and its parser live in :mod:`keyturn_core.secret`, shared with the client library (one
+format, one parser); here a validation error is a :class:`SecretFormatError` of this package, so
+the engine logs and counts it like every other rotation error.
 """
 
 from __future__ import annotations
 
-import enum
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from types import MappingProxyType
-from typing import Any
+from keyturn_core.secret import (
+    DEFAULT_PORTS,
+    ENGINE_FAMILIES,
+    MAX_SECRET_CHARS,
+    EngineFamily,
+    TlsMode,
+)
+from keyturn_core.secret import DatabaseSecret as _Secret
 
 from .errors import SecretFormatError
 
-MAX_SECRET_CHARS = 65536  # Secrets Manager's own limit on SecretString
 
-
-class EngineFamily(enum.StrEnum):
-    """The database families a rotation function handles."""
-
-    POSTGRESQL = "postgresql"
-    MYSQL = "mysql"
-
-
-class TlsMode(enum.StrEnum):
-    """How a connection uses TLS. Only ``disable`` ever allows plaintext."""
-
-    DISABLE = "disable"
-    REQUIRE = "require"
-    VERIFY_CA = "verify-ca"
-    VERIFY_FULL = "verify-full"
-
-
-# Engine names as Secrets Manager, RDS and the official templates write them.
-ENGINE_FAMILIES: Mapping[str, EngineFamily] = MappingProxyType(
-    {
-        "postgres": EngineFamily.POSTGRESQL,
-        "postgresql": EngineFamily.POSTGRESQL,
-        "aurora-postgresql": EngineFamily.POSTGRESQL,
-        "mysql": EngineFamily.MYSQL,
-        "mariadb": EngineFamily.MYSQL,
-        "aurora-mysql": EngineFamily.MYSQL,
-        "aurora": EngineFamily.MYSQL,  # Aurora MySQL 5.6, the engine name RDS still reports
-    }
-)
-
-DEFAULT_PORTS: Mapping[EngineFamily, int] = MappingProxyType(
-    {EngineFamily.POSTGRESQL: 5432, EngineFamily.MYSQL: 3306}
-)
-
-_MAX_HOST = 255
-_MAX_NAME = 128
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseSecret:
-    """A validated rotation secret. ``repr`` and ``str`` never show the password.
+class DatabaseSecret(_Secret):
+    """A validated rotation secret (see :class:`keyturn_core.DatabaseSecret`).
 
     >>> s = DatabaseSecret.parse(
     ...     '{"engine": "postgres", "host": "db", "username": "app", "password": "pw"}')
-    >>> (s.family, s.port, s.dbname)
-    (<EngineFamily.POSTGRESQL: 'postgresql'>, 5432, 'postgres')
-    >>> "pw" in repr(s)
-    False
+    >>> (s.family, s.port, s.dbname, "pw" in repr(s))
+    (<EngineFamily.POSTGRESQL: 'postgresql'>, 5432, 'postgres', False)
     """
 
-    engine: str
-    family: EngineFamily
-    host: str
-    port: int
-    username: str
-    password: str = field(repr=False)
-    dbname: str | None
-    tls_mode: TlsMode | None
-    raw: Mapping[str, Any] = field(repr=False)
-
-    @classmethod
-    def parse(cls, text: str, *, label: str = "secret") -> DatabaseSecret:
-        """Parse a SecretString. ``label`` names the version in errors (e.g. ``AWSPENDING``)."""
-        if len(text) > MAX_SECRET_CHARS:
-            raise SecretFormatError(f"{label} is larger than {MAX_SECRET_CHARS} characters")
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
-            # The decoder's message quotes the text around the error: never chain or show it.
-            raise SecretFormatError(f"{label} is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise SecretFormatError(f"{label} must be a JSON object")
-        return cls.from_mapping(data, label=label)
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any], *, label: str = "secret") -> DatabaseSecret:
-        """Validate an already-decoded secret."""
-        engine_name = _string(data, "engine", label, max_len=_MAX_NAME).strip().lower()
-        family = ENGINE_FAMILIES.get(engine_name)
-        if family is None:
-            allowed = ", ".join(sorted(ENGINE_FAMILIES))
-            raise SecretFormatError(f"{label} key 'engine' must be one of {allowed}")
-        host = _string(data, "host", label, max_len=_MAX_HOST).strip()
-        username = _string(data, "username", label, max_len=_MAX_NAME)
-        password = data.get("password")
-        if not isinstance(password, str):
-            raise SecretFormatError(f"{label} key 'password' is missing or not a string")
-        port = _port(data, label, DEFAULT_PORTS[family])
-        dbname: str | None
-        if data.get("dbname") is None:
-            dbname = "postgres" if family is EngineFamily.POSTGRESQL else None
-        else:
-            dbname = _string(data, "dbname", label, max_len=_MAX_NAME)
-        return cls(
-            engine=engine_name,
-            family=family,
-            host=host,
-            port=port,
-            username=username,
-            password=password,
-            dbname=dbname,
-            tls_mode=_tls_mode(data, label),
-            raw=MappingProxyType(dict(data)),
-        )
-
-    def with_credentials(self, *, password: str, username: str | None = None) -> DatabaseSecret:
-        """A copy with a new password (and username); every other key is kept."""
-        raw = dict(self.raw)
-        raw["password"] = password
-        if username is not None:
-            raw["username"] = username
-        return replace(
-            self,
-            password=password,
-            username=self.username if username is None else username,
-            raw=MappingProxyType(raw),
-        )
-
-    def to_json(self) -> str:
-        """The secret as SecretString JSON, every original key included."""
-        return json.dumps(dict(self.raw), separators=(",", ":"))
-
-    @property
-    def endpoint(self) -> str:
-        """``host:port`` for messages (never includes credentials)."""
-        return f"{self.host}:{self.port}"
+    __slots__ = ()
+    format_error = SecretFormatError
 
 
-def _string(data: Mapping[str, Any], key: str, label: str, *, max_len: int) -> str:
-    value = data.get(key)
-    if value is None:
-        raise SecretFormatError(f"{label} key '{key}' is missing")
-    if not isinstance(value, str) or not value.strip():
-        raise SecretFormatError(f"{label} key '{key}' must be a non-empty string")
-    if len(value) > max_len:
-        raise SecretFormatError(f"{label} key '{key}' is longer than {max_len} characters")
-    if "\x00" in value:
-        raise SecretFormatError(f"{label} key '{key}' contains a NUL character")
-    return value
-
-
-def _port(data: Mapping[str, Any], label: str, default: int) -> int:
-    value = data.get("port")
-    if value is None:
-        return default
-    # JSON written by RDS holds an integer; hand-written secrets often hold a string.
-    if isinstance(value, bool):
-        port = -1
-    elif isinstance(value, int):
-        port = value
-    elif isinstance(value, str) and value.strip().isdigit():
-        port = int(value.strip())
-    else:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise SecretFormatError(f"{label} key 'port' must be an integer from 1 to 65535")
-    return port
-
-
-def _tls_mode(data: Mapping[str, Any], label: str) -> TlsMode | None:
-    mode: TlsMode | None = None
-    raw_mode = data.get("sslmode")
-    if raw_mode is not None:
-        try:
-            mode = TlsMode(raw_mode.strip().lower() if isinstance(raw_mode, str) else raw_mode)
-        except ValueError:
-            allowed = ", ".join(m.value for m in TlsMode)
-            raise SecretFormatError(f"{label} key 'sslmode' must be one of {allowed}") from None
-    raw_ssl = data.get("ssl")
-    if raw_ssl is None:
-        return mode
-    # The official templates read "ssl" as a boolean or its string form.
-    if isinstance(raw_ssl, bool):
-        ssl_on = raw_ssl
-    elif isinstance(raw_ssl, str) and raw_ssl.strip().lower() in ("true", "false"):
-        ssl_on = raw_ssl.strip().lower() == "true"
-    else:
-        raise SecretFormatError(f"{label} key 'ssl' must be true or false")
-    from_ssl = TlsMode.VERIFY_FULL if ssl_on else TlsMode.DISABLE
-    if mode is not None and (mode is TlsMode.DISABLE) != (from_ssl is TlsMode.DISABLE):
-        raise SecretFormatError(f"{label} keys 'ssl' and 'sslmode' disagree")
-    return mode or from_ssl
+__all__ = [
+    "DEFAULT_PORTS",
+    "ENGINE_FAMILIES",
+    "MAX_SECRET_CHARS",
+    "DatabaseSecret",
+    "EngineFamily",
+    "TlsMode",
+]

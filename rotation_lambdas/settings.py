@@ -23,6 +23,7 @@ ENV_EXCLUDE_LOWERCASE = "KEYTURN_EXCLUDE_LOWERCASE"
 ENV_INCLUDE_SPACE = "KEYTURN_INCLUDE_SPACE"
 ENV_REQUIRE_EACH_INCLUDED_TYPE = "KEYTURN_REQUIRE_EACH_INCLUDED_TYPE"
 ENV_TLS_MODE = "KEYTURN_TLS_MODE"
+ENV_TLS_MIN_MODE = "KEYTURN_TLS_MIN_MODE"
 ENV_TLS_CA_BUNDLE = "KEYTURN_TLS_CA_BUNDLE"
 ENV_CONNECT_TIMEOUT = "KEYTURN_CONNECT_TIMEOUT"
 ENV_SUPERUSER_SECRET_ARN = "KEYTURN_SUPERUSER_SECRET_ARN"  # noqa: S105 - a variable name
@@ -33,6 +34,9 @@ DEFAULT_PASSWORD_LENGTH = 32
 # characters.
 DEFAULT_EXCLUDE_CHARACTERS = "\"'`\\/@:;?#%&+=$!*()[]{}<>|^~,"
 DEFAULT_TLS_MODE = TlsMode.VERIFY_FULL
+# The weakest TLS mode a secret may ask for. A secret's writer must not be able to make the function
+# send credentials (a new MySQL password crosses the wire) without verified TLS.
+DEFAULT_TLS_MIN_MODE = TlsMode.VERIFY_FULL
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
 _MIN_PASSWORD_LENGTH, _MAX_PASSWORD_LENGTH = 8, 4096
@@ -100,29 +104,46 @@ class PasswordPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ConnectSettings:
-    """How the function connects to databases: TLS default, CA bundle, timeout."""
+    """How the function connects to databases: TLS default and floor, CA bundle, timeout."""
 
     default_tls_mode: TlsMode = DEFAULT_TLS_MODE
     ca_bundle: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    min_tls_mode: TlsMode = DEFAULT_TLS_MIN_MODE
+
+    def __post_init__(self) -> None:
+        if not self.default_tls_mode.at_least(self.min_tls_mode):
+            raise ConfigurationError(
+                f"{ENV_TLS_MODE} '{self.default_tls_mode}' is weaker than {ENV_TLS_MIN_MODE} "
+                f"'{self.min_tls_mode}'"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ConnectSettings:
         """Read the settings from ``env`` (default: ``os.environ``)."""
         env = os.environ if env is None else env
-        raw_mode = env.get(ENV_TLS_MODE, DEFAULT_TLS_MODE.value).strip().lower()
-        try:
-            mode = TlsMode(raw_mode)
-        except ValueError:
-            allowed = ", ".join(m.value for m in TlsMode)
-            raise ConfigurationError(f"{ENV_TLS_MODE} must be one of {allowed}") from None
+        mode = _tls_mode(env, ENV_TLS_MODE, DEFAULT_TLS_MODE)
+        floor = _tls_mode(env, ENV_TLS_MIN_MODE, DEFAULT_TLS_MIN_MODE)
         ca_bundle = env.get(ENV_TLS_CA_BUNDLE) or None
         if ca_bundle is not None and not os.path.isfile(ca_bundle):
             raise ConfigurationError(f"{ENV_TLS_CA_BUNDLE} names a file that does not exist")
         timeout = _float(env, ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT)
         if not 0.5 <= timeout <= 60:
             raise ConfigurationError(f"{ENV_CONNECT_TIMEOUT} must be from 0.5 to 60 seconds")
-        return cls(default_tls_mode=mode, ca_bundle=ca_bundle, connect_timeout=timeout)
+        return cls(
+            default_tls_mode=mode, ca_bundle=ca_bundle, connect_timeout=timeout, min_tls_mode=floor
+        )
+
+
+def _tls_mode(env: Mapping[str, str], name: str, default: TlsMode) -> TlsMode:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    try:
+        return TlsMode(raw)
+    except ValueError:
+        allowed = ", ".join(m.value for m in TlsMode)
+        raise ConfigurationError(f"{name} must be one of {allowed}") from None
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 from botocore.client import BaseClient
 
 from client_lib import ClientLibError
 from keyturn_cli import CliError
 from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
+from keyturn_local.users import admin_postgres
 from rotation_lambdas import RotationError
 from tests.support.leaks import LeakWatch, Registry
 
@@ -76,6 +78,47 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def mariadb_server() -> Iterator[MariaDBServer]:
     with MariaDBServer(statement_log=True) as server:
+        yield server
+
+
+# PostgreSQL answering in German: nothing may depend on the language of the server's messages.
+@pytest.fixture(scope="session")
+def postgres_server_de() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        with admin_postgres(server) as conn:
+            conn.execute("ALTER SYSTEM SET lc_messages = 'de_DE.UTF-8'")
+            conn.execute("SELECT pg_reload_conf()")
+        # Prove it: a refused login must come back in German, or the tests using this fixture
+        # would pass against an English server and show nothing (the locale is bootstrap's job).
+        try:
+            psycopg.connect(
+                host=server.admin.host,
+                port=server.port,
+                user=server.admin.user,
+                password="not-the-password",
+                dbname="postgres",
+                sslmode="disable",
+            ).close()
+        except psycopg.OperationalError as exc:
+            message = str(exc)
+        else:
+            raise AssertionError("a wrong password was accepted")
+        assert "Passwort-Authentifizierung" in message, (
+            f"the server does not answer in German (run scripts/bootstrap as root): {message}"
+        )
+        yield server
+
+
+# A second server of each engine, for the tests where a secret points at the wrong one.
+@pytest.fixture(scope="session")
+def postgres_server_b() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb_server_b() -> Iterator[MariaDBServer]:
+    with MariaDBServer() as server:
         yield server
 
 

@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
-from .base import DatabaseAdapter, RedactedDriverError, driver_message
+from .base import (
+    DatabaseAdapter,
+    RedactedDriverError,
+    ServerMarker,
+    UserAdministration,
+    driver_message,
+)
 
-__all__ = ["DatabaseAdapter", "RedactedDriverError", "driver_message"]
+__all__ = [
+    "DatabaseAdapter",
+    "RedactedDriverError",
+    "ServerMarker",
+    "UserAdministration",
+    "driver_message",
+]

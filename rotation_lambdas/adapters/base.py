@@ -5,25 +5,56 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from ..errors import AuthenticationError, ConfigurationError, PrivilegeError, RotationError
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
-from ..settings import ConnectSettings
+from ..settings import ENV_TLS_MIN_MODE, ConnectSettings
 
 _MAX_DETAIL = 400
+
+
+_MIN_FRAGMENT = 8
 
 
 def driver_message(exc: BaseException, redact: Iterable[str] = ()) -> str:
     """The driver's message on one line, with every ``redact`` value masked.
 
     Server messages name users and hosts; a syntax error can quote the statement, which may hold a
-    password or a hash, so callers pass what must never be shown.
+    password or a hash, so callers pass what must never be shown. A server may also quote only
+    part of it (MySQL's ``near '...'`` is cut at 80 characters): any run of 8 or more characters
+    of a value is masked too.
     """
     text = " ".join(str(exc).split())
     for value in redact:
         if value:
-            text = text.replace(value, "***")
+            text = mask_fragments(text.replace(value, "***"), value)
     return text[:_MAX_DETAIL] if text else type(exc).__name__
+
+
+def mask_fragments(text: str, secret: str, min_len: int = _MIN_FRAGMENT) -> str:
+    """``text`` with every run of at least ``min_len`` characters of ``secret`` masked.
+
+    >>> mask_fragments("near 'Ab3dEf9hIj' at line 1", "xxAb3dEf9hIjyy")
+    "near '***' at line 1"
+    >>> mask_fragments("a read-only transaction", "abcdefghijklmnopqrstuvwxyz")
+    'a read-only transaction'
+    """
+    if len(secret) < min_len:
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        length = min_len
+        if i + length <= len(text) and text[i : i + length] in secret:
+            while i + length < len(text) and text[i : i + length + 1] in secret:
+                length += 1
+            out.append("***")
+            i += length
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 class RedactedDriverError(Exception):
@@ -54,8 +85,23 @@ class DatabaseAdapter[ConnT](abc.ABC):
         self.settings = settings if settings is not None else ConnectSettings.from_env()
 
     def tls_mode(self, secret: DatabaseSecret) -> TlsMode:
-        """The secret's own TLS mode, else the function's default."""
-        return secret.tls_mode if secret.tls_mode is not None else self.settings.default_tls_mode
+        """The secret's own TLS mode, else the function's default; never below the floor.
+
+        Raises :class:`ConfigurationError` before any connection when the secret asks for less
+        than ``KEYTURN_TLS_MIN_MODE``: whoever may write a secret must not be able to make the
+        function talk to a database without the TLS its operator requires.
+        """
+        mode = secret.tls_mode if secret.tls_mode is not None else self.settings.default_tls_mode
+        floor = self.settings.min_tls_mode
+        if not mode.at_least(floor):
+            raise ConfigurationError(
+                f"the secret for user '{secret.username}' at {secret.endpoint} asks for TLS mode "
+                f"'{mode}' ('sslmode' or 'ssl'), weaker than the function's minimum '{floor}' "
+                f"({ENV_TLS_MIN_MODE}); nothing was sent to the database",
+                hint=f"set the secret's 'sslmode' to '{floor}' (with the database's CA bundle), "
+                f"or lower {ENV_TLS_MIN_MODE} on the function deliberately",
+            )
+        return mode
 
     @abc.abstractmethod
     def open(self, secret: DatabaseSecret) -> ConnT:
@@ -79,6 +125,12 @@ class DatabaseAdapter[ConnT](abc.ABC):
         For ``keyturn preflight``: changes nothing (a dry run rolled back, or read-only checks).
         """
         raise NotImplementedError(f"{type(self).__name__} has no preflight checks")
+
+    def lockout_after(self, conn: ConnT) -> int | None:
+        """After how many failed logins in a row the server locks the logged-in account, if it
+        does (for ``keyturn preflight``: a single-user rotation refuses the logins in flight
+        when the password changes)."""
+        return None
 
     @contextmanager
     def connect(self, secret: DatabaseSecret) -> Iterator[ConnT]:
@@ -128,11 +180,53 @@ def superuser_errors(
         raise RotationError(f"cannot {what} ({detail})") from redacted_cause(exc, secrets)
 
 
+@dataclass(frozen=True, slots=True)
+class ServerMarker:
+    """A lock with a random name that one session holds until it closes.
+
+    Another session sees it only on the same server (a PostgreSQL advisory lock, a MySQL user
+    lock), and the server says which user holds it: this is how the function proves, on the
+    superuser's own server (which the writer of the rotated secret does not control), that the
+    secret's credentials logged in there as the rotated account.
+    """
+
+    name: str
+
+
 class UserAdministration[ConnT](abc.ABC):
     """What the alternating-users strategy needs, done over a superuser connection.
 
-    The base user is the canonical holder of privileges; the clone mirrors it.
+    The base user is the canonical holder of privileges; the clone mirrors it. Two methods run on
+    a session of the rotated user instead (:meth:`logged_in_as`, :meth:`claim_marker`); what they
+    report is only trusted once :meth:`lock_holder`, on the superuser's session, confirms it.
     """
+
+    @abc.abstractmethod
+    def logged_in_as(self, conn: ConnT, username: str) -> bool:
+        """On a session of the rotated user: whether the server matched ``username``'s own
+        account (not an anonymous or proxied one)."""
+
+    @abc.abstractmethod
+    def claim_marker(self, conn: ConnT) -> ServerMarker:
+        """On a session of the rotated user: take a lock only same-server sessions can see."""
+
+    @abc.abstractmethod
+    def lock_holder(self, conn: ConnT, marker: ServerMarker) -> str | None:
+        """On the superuser's session: the user name of the session holding ``marker`` on this
+        server, or None when no session here holds it (another server)."""
+
+    @abc.abstractmethod
+    def refusals(
+        self, conn: ConnT, base: str, clone: str, clone_is_ours: Callable[[], bool]
+    ) -> list[str]:
+        """Why rotating ``base`` and ``clone`` could hand out more than the base holds; [] if
+        nothing.
+
+        The rotation refuses, before any change, when this is not empty: an existing clone that
+        holds more than mirroring takes away, or accounts of one user name that a single secret
+        cannot prove control of. ``clone_is_ours()`` (asked only when it matters) proves that the
+        secret controls the existing clone, which then cannot be someone else's account.
+        """
 
     def administration_problems(self, conn: ConnT, base: str) -> list[str]:
         """Why this superuser connection could not rotate ``base`` and its clone; [] if it can.

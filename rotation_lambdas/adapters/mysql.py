@@ -9,15 +9,19 @@ sent as a bound parameter over TLS.
 from __future__ import annotations
 
 import contextlib
-import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from secrets import token_hex
 from typing import Any
 
 import pymysql
 from pymysql.connections import Connection
 
+from keyturn_core.login import MYSQL_BAD_DATABASE, LoginFailure, pymysql_failure
+from keyturn_core.tls import pymysql_tls_params
+
 from ..errors import (
+    AccountLockedError,
     AuthenticationError,
     ConfigurationError,
     NetworkError,
@@ -25,10 +29,11 @@ from ..errors import (
     RotationError,
     TlsError,
 )
-from ..secret import DatabaseSecret, EngineFamily, TlsMode
-from . import mysql_preflight, mysql_users
+from ..secret import DatabaseSecret, EngineFamily
+from . import mysql_accounts, mysql_preflight, mysql_users
 from .base import (
     DatabaseAdapter,
+    ServerMarker,
     UserAdministration,
     driver_message,
     redacted_cause,
@@ -40,44 +45,58 @@ from .mysql_statements import (
     Statement,
     native_password_hash,
     own_password_statement,
+    session_sql_mode,
 )
 
 type MyConnection = Connection[Any]
 
-ER_ACCESS_DENIED = 1045
 ER_DBACCESS_DENIED = 1044
-ER_BAD_DB = 1049
 ER_SPECIFIC_ACCESS_DENIED = 1227
 ER_TABLEACCESS_DENIED = 1142
-CR_CONN_HOST_ERROR = 2003
-CR_SSL_CONNECTION_ERROR = 2026
 
 
 def classify_error(
     exc: BaseException, secret: DatabaseSecret, redact: Iterable[str] = ()
 ) -> RotationError:
-    """Map a PyMySQL error to our hierarchy (pure: unit-tested without a server)."""
+    """Map a PyMySQL error to our hierarchy (pure: unit-tested without a server).
+
+    Error numbers decide, not the server's (translatable) text: see :mod:`keyturn_core.login`.
+    """
     where = f"MySQL-family server at {secret.endpoint} as user '{secret.username}'"
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     detail = driver_message(exc, redact)
-    low = detail.lower()
-    if code == ER_ACCESS_DENIED:
+    failure = pymysql_failure(exc)
+    if failure is LoginFailure.AUTHENTICATION:
         return AuthenticationError(f"{where}: login refused (error {code})")
+    if failure is LoginFailure.LOCKED:
+        return AccountLockedError(
+            f"{where}: the account is locked or blocked (error {code})",
+            hint="unlock it (ALTER USER ... ACCOUNT UNLOCK; MariaDB: FLUSH PRIVILEGES after too "
+            "many failed logins) and rotate again",
+        )
     if code in (ER_SPECIFIC_ACCESS_DENIED, ER_TABLEACCESS_DENIED, ER_DBACCESS_DENIED):
         return PrivilegeError(f"{where}: permission denied (error {code}: {detail})")
-    if (
-        code == CR_SSL_CONNECTION_ERROR
-        or isinstance(exc.__context__, ssl.SSLError)
-        or (code == CR_CONN_HOST_ERROR and ("ssl" in low or "certificate" in low))
-    ):
+    if failure is LoginFailure.TLS:
         return TlsError(
             f"{where}: TLS failed ({detail})",
             hint="check the CA bundle, the host name in the secret and the server's TLS setup; "
             "no plaintext retry was made",
         )
-    if code == ER_BAD_DB:
-        return ConfigurationError(f"{where}: the database named by 'dbname' does not exist")
-    if isinstance(exc, pymysql.OperationalError):
+    if failure is LoginFailure.CONFIGURATION:
+        if code == MYSQL_BAD_DATABASE:
+            return ConfigurationError(f"{where}: the database named by 'dbname' does not exist")
+        return ConfigurationError(
+            f"{where}: {detail}",
+            hint="caching_sha2_password without TLS needs the 'cryptography' package "
+            "(keyturn[mysql] installs it)",
+        )
+    if failure is LoginFailure.BUSY:
+        return NetworkError(
+            f"{where}: the server cannot take the session now (error {code}: {detail})",
+            hint="the server or the account is at its connection limit; Secrets Manager "
+            "retries the step",
+        )
+    if failure is LoginFailure.NETWORK:
         return NetworkError(
             f"{where}: could not connect ({detail})",
             hint="check the host, port, security groups and that the server is running",
@@ -89,19 +108,6 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
     """Database adapter for MySQL, MariaDB and Aurora MySQL (single and alternating users)."""
 
     family = EngineFamily.MYSQL
-
-    def ssl_context(self, mode: TlsMode) -> ssl.SSLContext | None:
-        """The TLS context for ``mode``; ``None`` only for ``disable``."""
-        if mode is TlsMode.DISABLE:
-            return None
-        ctx = ssl.create_default_context(cafile=self.settings.ca_bundle)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if mode is TlsMode.REQUIRE:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        elif mode is TlsMode.VERIFY_CA:
-            ctx.check_hostname = False
-        return ctx
 
     def connect_kwargs(self, secret: DatabaseSecret) -> dict[str, Any]:
         """PyMySQL connection arguments for ``secret`` (includes the password)."""
@@ -118,20 +124,25 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
             "autocommit": True,
             "charset": "utf8mb4",
         }
-        ctx = self.ssl_context(self.tls_mode(secret))
-        if ctx is None:
-            kwargs["ssl_disabled"] = True
-        else:
-            # An explicit context makes PyMySQL refuse a server without TLS (error 2026) instead
-            # of its default "preferred" mode, which would continue in plaintext.
-            kwargs["ssl"] = ctx
-        return kwargs
+        # An explicit context makes PyMySQL refuse a server without TLS (error 2026) instead of
+        # its default "preferred" mode, which would continue in plaintext.
+        return {**kwargs, **pymysql_tls_params(self.tls_mode(secret), self.settings.ca_bundle)}
 
     def open(self, secret: DatabaseSecret) -> MyConnection:
+        kwargs = self.connect_kwargs(secret)
         try:
-            return pymysql.connect(**self.connect_kwargs(secret))
+            conn = pymysql.connect(**kwargs)
         except pymysql.MySQLError as exc:
             raise classify_error(exc, secret) from exc
+        try:
+            # Our own sql_mode and quoting, whatever the server's: SHOW GRANTS depends on them.
+            mode = session_sql_mode(self.server_version(conn))
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION sql_mode = %s, sql_quote_show_create = 1", (mode,))
+        except pymysql.MySQLError as exc:
+            self.close(conn)
+            raise classify_error(exc, secret) from exc
+        return conn
 
     def close(self, conn: MyConnection) -> None:
         with contextlib.suppress(pymysql.MySQLError):
@@ -184,24 +195,103 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
             problems.append(plugin)
         return problems
 
+    def lockout_after(self, conn: MyConnection) -> int | None:
+        limits: list[int] = []
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW CREATE USER CURRENT_USER()")
+                options = mysql_accounts.parse_create_user(str(r[0]) for r in cur.fetchall())
+                attempts = dict(options.password_options).get("FAILED_LOGIN_ATTEMPTS", "0")
+                if attempts.isdigit() and int(attempts) > 0:
+                    limits.append(int(attempts))  # MySQL 8's per-account lock
+                cur.execute("SHOW GLOBAL VARIABLES LIKE 'max_password_errors'")
+                row = cur.fetchone()
+        except pymysql.MySQLError:
+            return None
+        # MariaDB blocks an account after this many wrong passwords until FLUSH PRIVILEGES;
+        # its default, 2^32 - 1, means never.
+        if row is not None and str(row[1]).isdigit() and int(row[1]) < 2**32 - 1:
+            limits.append(int(row[1]))
+        return min(limits, default=None)
+
     def administration_problems(self, conn: MyConnection, base: str) -> list[str]:
+        version = self.server_version(conn)
         try:
             with conn.cursor() as cur:
                 cur.execute("SHOW GRANTS FOR CURRENT_USER()")
-                own = parse_show_grants(str(row[0]) for row in cur.fetchall())
-            hosts = mysql_users.hosts_of(conn, base)
-            if not hosts:
+                own = parse_show_grants(
+                    (str(row[0]) for row in cur.fetchall()),
+                    dynamic_privileges=version.has_dynamic_privileges,
+                )
+            accounts = mysql_users.read_user(conn, version, base)
+            if not accounts:
                 return [f"the user '{base}' does not exist"]
             gaps: list[str] = []
-            for host in sorted(hosts):
-                mysql_users.require_of(conn, base, host)
-                base_grants = mysql_users.grants_of(conn, base, host)
-                gaps += mysql_preflight.administration_gaps(own, base_grants, base)
+            for account in accounts.values():
+                gaps += mysql_preflight.administration_gaps(own, account.grants, base)
         except pymysql.MySQLError as exc:
             return [f"reading the users' accounts failed ({driver_message(exc)})"]
+        except RotationError as exc:
+            return [exc.message]
         return list(dict.fromkeys(gaps))
 
     # --- alternating users, over a superuser connection (see mysql_users) ----------------------
+
+    def logged_in_as(self, conn: MyConnection, username: str) -> bool:
+        with _on_session("read the session's account"), conn.cursor() as cur:
+            cur.execute("SELECT CURRENT_USER()")
+            row = cur.fetchone()
+        # 'user@host' of the account the server matched (a user name may itself hold '@'): an
+        # anonymous account ('@host') or a proxied one is not the login's own.
+        return row is not None and str(row[0]).rsplit("@", 1)[0] == username
+
+    def claim_marker(self, conn: MyConnection) -> ServerMarker:
+        name = "keyturn-" + token_hex(16)  # a user lock, released when the session ends
+        with _on_session("take a user lock"), conn.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+            row = cur.fetchone()
+        if row is None or row[0] != 1:
+            raise RotationError("could not take a user lock to compare servers; re-run")
+        return ServerMarker(name)
+
+    def lock_holder(self, conn: MyConnection, marker: ServerMarker) -> str | None:
+        with _as_superuser("look up a user lock", ()), conn.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM mysql.user WHERE User = ''")
+            anonymous = cur.fetchone()
+            if anonymous is not None and int(anonymous[0]) > 0:
+                # A login by any name with the wrong password could match an anonymous account
+                # and still be listed under that name: no proof of control is possible.
+                raise ConfigurationError(
+                    "the server has anonymous accounts (user ''): a login cannot prove control "
+                    "of an account there, so the superuser changes nothing",
+                    hint="drop the anonymous accounts (mysql_secure_installation does)",
+                )
+            cur.execute("SELECT IS_USED_LOCK(%s)", (marker.name,))
+            row = cur.fetchone()
+            if row is None or row[0] is None:
+                return None
+            cur.execute(
+                "SELECT USER, COMMAND FROM information_schema.PROCESSLIST WHERE ID = %s", (row[0],)
+            )
+            holder = cur.fetchone()
+        if holder is None:
+            raise PrivilegeError(
+                "the superuser cannot see which account holds the session lock",
+                hint="grant the superuser the PROCESS privilege (RDS's master user has it)",
+            )
+        user, command = str(holder[0]), str(holder[1])
+        if command != "Sleep":
+            # While a routine, trigger or event runs, the process list shows its definer, not
+            # who logged in: only an idle session (ours is, while we look) names its login.
+            return f"{user} (busy running a statement)"
+        return user
+
+    def refusals(
+        self, conn: MyConnection, base: str, clone: str, clone_is_ours: Callable[[], bool]
+    ) -> list[str]:
+        version = self.server_version(conn)
+        with _as_superuser("inspect the users", ()):
+            return mysql_users.refusals(conn, version, base, clone, clone_is_ours)
 
     def user_exists(self, conn: MyConnection, username: str) -> bool:
         with _as_superuser("look up users", ()):
@@ -218,13 +308,29 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
             mysql_users.set_password(conn, self.server_version(conn), username, password)
 
     def parity_differences(self, conn: MyConnection, base: str, clone: str) -> list[str]:
+        version = self.server_version(conn)
         with _as_superuser("compare users", ()):
-            return mysql_users.parity_differences(conn, base, clone)
+            return mysql_users.parity_differences(
+                clone,
+                mysql_users.read_user(conn, version, base),
+                mysql_users.read_user(conn, version, clone),
+            )
 
 
 # 1045/1698 access denied (MariaDB answers 1698 to a role grant without ADMIN OPTION),
 # 1044/1142/1227 missing privilege, 1370 no routine privilege.
 _PRIVILEGE_CODES = (1044, 1045, 1142, 1227, 1370, 1698)
+
+
+def _on_session(what: str) -> AbstractContextManager[None]:
+    """Errors of the rotated user's own session, translated."""
+    return superuser_errors(
+        what,
+        (),
+        driver_error=pymysql.MySQLError,
+        is_privilege=lambda exc, _: bool(exc.args) and exc.args[0] in _PRIVILEGE_CODES,
+        hint="the rotated user must be able to run SELECT and take a user lock (GET_LOCK)",
+    )
 
 
 def _as_superuser(what: str, secrets: Sequence[str]) -> AbstractContextManager[None]:

@@ -6,6 +6,15 @@ compared between two users and turned back into GRANT / REVOKE statements for an
 Identifiers are re-quoted by us; users, hosts and strings travel as bound parameters; privilege
 names must be keywords. Nothing from the server's text is spliced into SQL unchecked.
 
+Output that cannot be read unambiguously fails closed instead of being mirrored: names in double
+quotes (a session whose sql_mode has ANSI_QUOTES: our sessions set their own sql_mode, so this
+means something is wrong), and unquoted names (MySQL 5.7 prints column names bare, so a column
+called ``a, b`` would read as two columns).
+
+On MySQL 8, the grant option of a *dynamic* privilege (``BACKUP_ADMIN`` and the like) belongs to
+that privilege alone; the server prints dynamic privileges on lines of their own, per grant option.
+They are recorded per privilege and never widened to the object's static ``GRANT OPTION``.
+
 Errors never quote the grant text: ``SHOW GRANTS`` lines can hold password hashes.
 """
 
@@ -23,7 +32,7 @@ _OBJECT_TYPES = ("TABLE", "FUNCTION", "PROCEDURE", "PACKAGE")
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    kind: str  # "word", "ident" (backquoted), "string" (quoted), "punct"
+    kind: str  # "word", "ident" (backquoted), "string" ('quoted'), "dquoted", "punct"
     value: str
 
     def is_word(self, *words: str) -> bool:
@@ -41,9 +50,14 @@ def tokenize(text: str) -> list[Token]:
         elif ch == "`":
             value, i = _quoted(text, i, "`", backslash=False)
             tokens.append(Token("ident", value))
-        elif ch in "'\"":
+        elif ch == "'":
             value, i = _quoted(text, i, ch, backslash=True)
             tokens.append(Token("string", value))
+        elif ch == '"':
+            # A string, or under ANSI_QUOTES an identifier whose backslashes are literal: the
+            # two readings differ (`ho\_app` is not `ho_app`), so it is never read as a name.
+            value, i = _quoted(text, i, ch, backslash=True)
+            tokens.append(Token("dquoted", value))
         elif ch in "(),.@*=;":
             tokens.append(Token("punct", ch))
             i += 1
@@ -94,17 +108,40 @@ class GrantObject:
         return self.sql()
 
 
+GLOBAL = GrantObject("", "*", "*")
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Privilege:
-    """One privilege (on one column, when ``column`` is set) on one object."""
+    """One privilege (on one column, when ``column`` is set) on one object.
+
+    Static privileges share their object's grant option, recorded as a privilege named
+    ``GRANT OPTION``. A MySQL 8 dynamic privilege (``dynamic``) carries its own (``grantable``).
+    """
 
     obj: GrantObject
     name: str  # upper case keywords, single-spaced; "GRANT OPTION" for WITH GRANT OPTION
     column: str = ""
+    dynamic: bool = False
+    grantable: bool = False
 
     def describe(self) -> str:
         column = f" ({quote_ident(self.column)})" if self.column else ""
-        return f"{self.name}{column} ON {self.obj.describe()}"
+        option = " WITH GRANT OPTION" if self.grantable else ""
+        return f"{self.name}{column} ON {self.obj.describe()}{option}"
+
+
+# MySQL 8's static privileges (its manual's list); any other name on MySQL 8 is dynamic.
+MYSQL_STATIC_PRIVILEGES = frozenset(
+    {
+        "ALL PRIVILEGES", "ALTER", "ALTER ROUTINE", "CREATE", "CREATE ROLE", "CREATE ROUTINE",
+        "CREATE TABLESPACE", "CREATE TEMPORARY TABLES", "CREATE USER", "CREATE VIEW", "DELETE",
+        "DROP", "DROP ROLE", "EVENT", "EXECUTE", "FILE", "GRANT OPTION", "INDEX", "INSERT",
+        "LOCK TABLES", "PROCESS", "PROXY", "REFERENCES", "RELOAD", "REPLICATION CLIENT",
+        "REPLICATION SLAVE", "SELECT", "SHOW DATABASES", "SHOW VIEW", "SHUTDOWN", "SUPER",
+        "TRIGGER", "UPDATE", "USAGE",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -120,7 +157,8 @@ class UserGrants:
 
     privileges: set[Privilege] = field(default_factory=set)
     roles: set[RoleGrant] = field(default_factory=set)
-    default_roles: tuple[str, ...] = ()
+    # (role, host): MySQL 8 roles have hosts, MariaDB's do not (None).
+    default_roles: tuple[tuple[str, str | None], ...] = ()
     proxies: set[tuple[str, str, bool]] = field(default_factory=set)
 
 
@@ -166,10 +204,23 @@ class _Parser:
         token = self.peek()
         return token is not None and token.kind == "punct" and token.value == value
 
-    def name(self) -> str:
+    def name(self, *, strings: bool = True) -> str:
+        """A quoted name: backquoted, or (``strings``) single-quoted as accounts may be."""
         token = self.take()
-        if token.kind in ("ident", "string", "word"):
+        if token.kind == "ident" or (strings and token.kind == "string"):
             return token.value
+        if token.kind == "dquoted":
+            raise ConfigurationError(
+                "SHOW GRANTS quoted a name with double quotes (the session's sql_mode has "
+                "ANSI_QUOTES), which cannot be read unambiguously; nothing was mirrored"
+            )
+        if token.kind == "word":
+            raise ConfigurationError(
+                "SHOW GRANTS printed a name without quotes (as MySQL 5.7 prints column names), "
+                "which cannot be read unambiguously; nothing was mirrored",
+                hint="grant the privilege on the whole table (or through a view) instead of on "
+                "columns, or use MySQL 8 or MariaDB, which quote every name",
+            )
         raise ConfigurationError("a grant statement has a name where none is allowed")
 
     def account(self) -> tuple[str, str | None]:
@@ -178,6 +229,12 @@ class _Parser:
             self.take()
             return user, self.name()
         return user, None
+
+    def grantee(self, expected: tuple[str, str] | None) -> None:
+        """The account after TO, which must be the one whose grants were asked for."""
+        user, host = self.account()
+        if expected is not None and (user, host or "%") != expected:
+            raise ConfigurationError("SHOW GRANTS printed a grant to another account")
 
 
 def _top_level_has_on(tokens: list[Token]) -> bool:
@@ -194,8 +251,18 @@ def _top_level_has_on(tokens: list[Token]) -> bool:
     return False
 
 
-def parse_show_grants(lines: Iterable[str]) -> UserGrants:
-    """Normalize an account's ``SHOW GRANTS`` output (MySQL 5.7/8.x or MariaDB)."""
+def parse_show_grants(
+    lines: Iterable[str],
+    *,
+    account: tuple[str, str] | None = None,
+    dynamic_privileges: bool = False,
+) -> UserGrants:
+    """Normalize an account's ``SHOW GRANTS`` output (MySQL 5.7/8.x or MariaDB).
+
+    ``account`` (user, host), when given, is checked against every line's grantee.
+    ``dynamic_privileges``: the server is MySQL 8 or later, where names outside
+    :data:`MYSQL_STATIC_PRIVILEGES` are dynamic privileges with a grant option of their own.
+    """
     grants = UserGrants()
     for line in lines:
         tokens = tokenize(line)
@@ -204,12 +271,12 @@ def parse_show_grants(lines: Iterable[str]) -> UserGrants:
         parser = _Parser(tokens)
         head = parser.take()
         if head.is_word("SET"):
-            _parse_default_role(parser, grants)
+            _parse_default_role(parser, grants, account)
         elif head.is_word("GRANT"):
             if _top_level_has_on(tokens[1:]):
-                _parse_privileges(parser, grants)
+                _parse_privileges(parser, grants, account, dynamic_privileges)
             else:
-                _parse_roles(parser, grants)
+                _parse_roles(parser, grants, account)
         elif head.is_word("REVOKE"):
             raise ConfigurationError(
                 "the account has partial revokes, which alternating users cannot mirror"
@@ -219,7 +286,9 @@ def parse_show_grants(lines: Iterable[str]) -> UserGrants:
     return grants
 
 
-def _parse_privileges(p: _Parser, grants: UserGrants) -> None:
+def _parse_privileges(
+    p: _Parser, grants: UserGrants, account: tuple[str, str] | None, dynamic_privileges: bool
+) -> None:
     names: list[tuple[str, tuple[str, ...]]] = []
     while True:
         words: list[str] = []
@@ -231,11 +300,12 @@ def _parse_privileges(p: _Parser, grants: UserGrants) -> None:
         columns: tuple[str, ...] = ()
         if p.at_punct("("):
             p.take()
-            cols: list[str] = []
-            while not p.at_punct(")"):
-                cols.append(p.name())
-                if p.at_punct(","):
-                    p.take()
+            cols = [p.name(strings=False)]
+            while p.at_punct(","):
+                p.take()
+                cols.append(p.name(strings=False))
+            if not p.at_punct(")"):
+                raise ConfigurationError("a grant's column list is not understood")
             p.take()
             columns = tuple(cols)
         names.append((keyword(" ".join(words)), columns))
@@ -247,22 +317,29 @@ def _parse_privileges(p: _Parser, grants: UserGrants) -> None:
     if names[0][0] == "PROXY":
         user, host = p.account()
         p.expect_word("TO")
-        p.account()
+        p.grantee(account)
         grantable = _rest_has_grant_option(p)
         grants.proxies.add((user, host or "%", grantable))
         return
     obj = _parse_object(p)
     p.expect_word("TO")
-    p.account()
+    p.grantee(account)
     grantable = _rest_has_grant_option(p)
+    static_line = False
     for name, columns in names:
+        if dynamic_privileges and name not in MYSQL_STATIC_PRIVILEGES:
+            if columns or obj != GLOBAL:
+                raise ConfigurationError("a dynamic privilege is granted on something not global")
+            grants.privileges.add(Privilege(obj, name, dynamic=True, grantable=grantable))
+            continue
+        static_line = True
         if name == "USAGE":
             continue
         if columns:
             grants.privileges.update(Privilege(obj, name, c) for c in columns)
         else:
             grants.privileges.add(Privilege(obj, name))
-    if grantable:
+    if grantable and static_line:
         grants.privileges.add(Privilege(obj, "GRANT OPTION"))
 
 
@@ -277,7 +354,7 @@ def _parse_object(p: _Parser) -> GrantObject:
             object_type = ""
     first = "*" if p.at_punct("*") else None
     if first is None:
-        first = p.name()
+        first = p.name(strings=False)
     else:
         p.take()
     if p.at_punct("."):
@@ -286,7 +363,7 @@ def _parse_object(p: _Parser) -> GrantObject:
             p.take()
             second = "*"
         else:
-            second = p.name()
+            second = p.name(strings=False)
         return GrantObject(object_type, first, second)
     # A bare name is a table of the current database: SHOW GRANTS never prints one.
     raise ConfigurationError("a grant names an object without its database")
@@ -301,7 +378,7 @@ def _rest_has_grant_option(p: _Parser) -> bool:
     return grantable
 
 
-def _parse_roles(p: _Parser, grants: UserGrants) -> None:
+def _parse_roles(p: _Parser, grants: UserGrants, account: tuple[str, str] | None) -> None:
     roles: list[tuple[str, str | None]] = []
     while True:
         roles.append(p.account())
@@ -310,7 +387,7 @@ def _parse_roles(p: _Parser, grants: UserGrants) -> None:
             continue
         break
     p.expect_word("TO")
-    p.account()
+    p.grantee(account)
     admin = False
     while p.peek() is not None:
         token = p.take()
@@ -319,80 +396,20 @@ def _parse_roles(p: _Parser, grants: UserGrants) -> None:
     grants.roles.update(RoleGrant(role, host, admin) for role, host in roles)
 
 
-def _parse_default_role(p: _Parser, grants: UserGrants) -> None:
+def _parse_default_role(p: _Parser, grants: UserGrants, account: tuple[str, str] | None) -> None:
     p.expect_word("DEFAULT")
     p.expect_word("ROLE")
+    roles: list[tuple[str, str | None]] = []
     if p.at_word("NONE"):
-        grants.default_roles = ()
-        return
-    names: list[str] = []
-    while not p.at_word("FOR", "TO"):
-        names.append(p.name())
-        if p.at_punct("@"):
+        p.take()
+    else:
+        roles.append(p.account())
+        while p.at_punct(","):
             p.take()
-            p.name()
-        if p.at_punct(","):
-            p.take()
-    grants.default_roles = tuple(sorted(names))
-
-
-@dataclass(frozen=True, slots=True)
-class TlsRequirement:
-    """A ``REQUIRE`` clause: NONE, SSL, X509, or ISSUER / SUBJECT / CIPHER strings."""
-
-    kind: str = "NONE"
-    issuer: str | None = None
-    subject: str | None = None
-    cipher: str | None = None
-
-    def clause(self) -> tuple[str, tuple[str, ...]]:
-        """``REQUIRE ...`` SQL text and its parameters."""
-        if self.kind in ("NONE", "SSL", "X509"):
-            return f"REQUIRE {self.kind}", ()
-        parts: list[str] = []
-        params: list[str] = []
-        for word, value in (
-            ("ISSUER", self.issuer),
-            ("SUBJECT", self.subject),
-            ("CIPHER", self.cipher),
-        ):
-            if value is not None:
-                parts.append(f"{word} %s")
-                params.append(value)
-        return "REQUIRE " + " AND ".join(parts), tuple(params)
-
-
-def parse_require(create_user: str) -> TlsRequirement:
-    """The REQUIRE clause of a ``SHOW CREATE USER`` statement (NONE when absent)."""
-    tokens = tokenize(create_user)
-    for i, token in enumerate(tokens):
-        if token.is_word("REQUIRE"):
-            return _require_from(tokens[i + 1 :])
-    return TlsRequirement()
-
-
-def _require_from(tokens: list[Token]) -> TlsRequirement:
-    if not tokens:
-        raise ConfigurationError("a REQUIRE clause is empty")
-    head = tokens[0]
-    if head.is_word("NONE", "SSL", "X509"):
-        return TlsRequirement(head.value.upper())
-    values: dict[str, str] = {}
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        if token.is_word("ISSUER", "SUBJECT", "CIPHER") and i + 1 < len(tokens):
-            values[token.value.upper()] = tokens[i + 1].value
-            i += 2
-        elif token.is_word("AND"):
-            i += 1
-        else:
-            break
-    if not values:
-        raise ConfigurationError("a REQUIRE clause is not understood")
-    return TlsRequirement(
-        "SPECIFIED", values.get("ISSUER"), values.get("SUBJECT"), values.get("CIPHER")
-    )
+            roles.append(p.account())
+    p.expect_word("FOR", "TO")
+    p.grantee(account)
+    grants.default_roles = tuple(sorted(roles, key=lambda r: (r[0], r[1] or "")))
 
 
 def group_by_object(

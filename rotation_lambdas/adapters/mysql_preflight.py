@@ -24,7 +24,8 @@ def administration_gaps(own: UserGrants, base: UserGrants, base_name: str) -> li
     """What the superuser (``own``) lacks to create the clone of ``base`` and grant it the same.
 
     >>> from .mysql_grants import parse_show_grants
-    >>> admin = parse_show_grants(["GRANT CREATE USER ON *.* TO `a`@`%` WITH GRANT OPTION"])
+    >>> admin = parse_show_grants(
+    ...     ["GRANT CREATE USER, PROCESS ON *.* TO `a`@`%` WITH GRANT OPTION"])
     >>> app = parse_show_grants(["GRANT SELECT, INSERT ON `shop`.* TO `app`@`%`"])
     >>> administration_gaps(admin, app, "app")
     ["the superuser lacks INSERT ON `shop`.* (to grant it to 'app_clone')", \
@@ -35,6 +36,11 @@ def administration_gaps(own: UserGrants, base: UserGrants, base_name: str) -> li
         gaps.append("the superuser lacks the global CREATE USER privilege")
     if not _holds(own, "GRANT OPTION", _GLOBAL):
         gaps.append("the superuser lacks the global GRANT OPTION (WITH GRANT OPTION)")
+    if not _holds(own, "PROCESS", _GLOBAL):
+        gaps.append(
+            "the superuser lacks the global PROCESS privilege (to see which account holds the "
+            "lock that proves control of the rotated account)"
+        )
     for privilege in _grantable(base.privileges):
         if not _holds(own, privilege.name, privilege.obj):
             gaps.append(

@@ -48,6 +48,27 @@ class ServerVersion:
     def triple(self) -> tuple[int, int, int]:
         return (self.major, self.minor, self.patch)
 
+    @property
+    def has_dynamic_privileges(self) -> bool:
+        """MySQL 8 and later: privileges outside the static list carry their own grant option."""
+        return not self.mariadb and self.major >= 8
+
+
+def session_sql_mode(version: ServerVersion) -> str:
+    """The sql_mode every Keyturn session sets, whatever the server's default.
+
+    The server's own sql_mode changes how ``SHOW GRANTS`` quotes names (``ANSI_QUOTES``) and how
+    strings are escaped (``NO_BACKSLASH_ESCAPES``), so it is never trusted. ``NO_AUTO_CREATE_USER``
+    (gone in MySQL 8, where GRANT never creates users) keeps a GRANT from creating an account.
+
+    >>> session_sql_mode(ServerVersion.parse("10.11.6-MariaDB")), session_sql_mode(
+    ...     ServerVersion.parse("8.0.36"))
+    ('NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION', 'NO_ENGINE_SUBSTITUTION')
+    """
+    if version.mariadb or version.major < 8:
+        return "NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION"
+    return "NO_ENGINE_SUBSTITUTION"
+
 
 @dataclass(frozen=True, slots=True)
 class Statement:

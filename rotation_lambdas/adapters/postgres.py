@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from secrets import token_urlsafe
+from secrets import randbits, token_urlsafe
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from keyturn_core.login import LoginFailure, psycopg_failure
+from keyturn_core.tls import libpq_tls_params
+
 from ..errors import (
+    AccountLockedError,
     AuthenticationError,
     ConfigurationError,
     NetworkError,
@@ -25,9 +29,11 @@ from ..errors import (
     TlsError,
 )
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
+from ..settings import ENV_TLS_CA_BUNDLE, ConnectSettings
 from . import postgres_roles as roles
 from .base import (
     DatabaseAdapter,
+    ServerMarker,
     UserAdministration,
     driver_message,
     redacted_cause,
@@ -36,7 +42,6 @@ from .base import (
 
 type PgConnection = psycopg.Connection[Any]
 
-_AUTH_SQLSTATES = ("28P01", "28000")
 _PRIVILEGE_SQLSTATES = ("42501",)
 _MIN_LIBPQ_TIMEOUT = 2  # libpq treats connect_timeout below 2 seconds as 2
 
@@ -57,30 +62,36 @@ def classify_error(
 ) -> RotationError:
     """Map a psycopg error to our hierarchy (pure: unit-tested without a server).
 
-    At connect time psycopg raises ``OperationalError`` with ``sqlstate`` None, so the server's
-    message decides; after login the sqlstate does.
+    Whether a login was refused is read without trusting the server's language (see
+    :mod:`keyturn_core.login`); after login, the SQLSTATE decides.
     """
     where = f"PostgreSQL at {secret.endpoint} as user '{secret.username}'"
     detail = driver_message(exc, redact)
-    low = detail.lower()
-    sqlstate = getattr(exc, "sqlstate", None)
-    if (
-        sqlstate in _AUTH_SQLSTATES
-        or "password authentication failed" in low
-        or "no pg_hba.conf entry" in low
-    ):
+    failure = psycopg_failure(exc)
+    if failure in (LoginFailure.AUTHENTICATION, LoginFailure.PROBABLY_AUTHENTICATION):
         return AuthenticationError(f"{where}: login refused ({detail})")
-    if sqlstate in _PRIVILEGE_SQLSTATES or "permission denied" in low:
+    if failure is LoginFailure.LOCKED:
+        return AccountLockedError(
+            f"{where}: the role may not log in ({detail})",
+            hint="give the role LOGIN (ALTER ROLE ... LOGIN) and rotate again",
+        )
+    if failure is LoginFailure.DENIED or exc.sqlstate in _PRIVILEGE_SQLSTATES:
         return PrivilegeError(f"{where}: permission denied ({detail})")
-    if "ssl" in low or "certificate" in low or "tls" in low:
+    if failure is LoginFailure.BUSY:
+        return NetworkError(
+            f"{where}: the server cannot take the session now ({detail})",
+            hint="the server, database or role is at its connection limit, or the server is "
+            "starting or stopping; Secrets Manager retries the step",
+        )
+    if failure is LoginFailure.TLS:
         return TlsError(
             f"{where}: TLS failed ({detail})",
             hint="check the CA bundle, the host name in the secret and the server's TLS setup; "
             "no plaintext retry was made",
         )
-    if sqlstate == "3D000" or ("database" in low and "does not exist" in low):
+    if failure is LoginFailure.CONFIGURATION:
         return ConfigurationError(f"{where}: the database named by 'dbname' does not exist")
-    if isinstance(exc, psycopg.OperationalError):
+    if failure is LoginFailure.NETWORK:
         return NetworkError(
             f"{where}: could not connect ({detail})",
             hint="check the host, port, security groups and that the server is running",
@@ -93,24 +104,27 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
 
     family = EngineFamily.POSTGRESQL
 
+    def __init__(self, settings: ConnectSettings | None = None) -> None:
+        super().__init__(settings)
+        if self.settings.default_tls_mode is TlsMode.VERIFY_CA:
+            _require_ca_bundle(self.settings, "the function's default TLS mode")
+
     def connect_kwargs(self, secret: DatabaseSecret) -> dict[str, Any]:
         """libpq connection parameters for ``secret`` (includes the password)."""
         mode = self.tls_mode(secret)
-        kwargs: dict[str, Any] = {
+        if mode is TlsMode.VERIFY_CA:
+            _require_ca_bundle(self.settings, f"the secret for user '{secret.username}'")
+        return {
             "host": secret.host,
             "port": secret.port,
             "user": secret.username,
             "password": secret.password,
             "dbname": secret.dbname,
-            "sslmode": mode.value,
             "gssencmode": "disable",
             "connect_timeout": max(_MIN_LIBPQ_TIMEOUT, math.ceil(self.settings.connect_timeout)),
             "application_name": "keyturn-rotation",
+            **libpq_tls_params(mode, self.settings.ca_bundle),
         }
-        if mode in (TlsMode.VERIFY_CA, TlsMode.VERIFY_FULL):
-            # "system" (libpq 16+) uses the platform trust store rather than ~/.postgresql.
-            kwargs["sslrootcert"] = self.settings.ca_bundle or "system"
-        return kwargs
 
     def open(self, secret: DatabaseSecret) -> PgConnection:
         try:
@@ -174,6 +188,49 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
             password.encode(), username.encode(), b"scram-sha-256"
         ).decode()
 
+    def logged_in_as(self, conn: PgConnection, username: str) -> bool:
+        with _on_session("read the session's user"):
+            row = conn.execute("SELECT session_user").fetchone()
+        return row is not None and row[0] == username
+
+    def claim_marker(self, conn: PgConnection) -> ServerMarker:
+        # A session-level advisory lock (released when the session ends), and the same random
+        # value as the session's application_name, which every role may read.
+        key = randbits(63)
+        with _on_session("take a session lock"):
+            row = conn.execute(
+                "SELECT pg_catalog.pg_try_advisory_lock(%s), "
+                "pg_catalog.set_config('application_name', %s, false)",
+                (key, _marker_name(key)),
+            ).fetchone()
+        if row is None or row[0] is not True:
+            raise RotationError("could not take a session lock to compare servers; re-run")
+        return ServerMarker(str(key))
+
+    def lock_holder(self, conn: PgConnection, marker: ServerMarker) -> str | None:
+        key = int(marker.name)
+        with _as_superuser("look up a session lock", ()):
+            rows = conn.execute(
+                "SELECT a.usename FROM pg_catalog.pg_locks l "
+                "JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.classid::bigint = %s AND l.objid::bigint = %s "
+                "AND a.application_name = %s",
+                (key >> 32, key & 0xFFFFFFFF, _marker_name(key)),
+            ).fetchall()
+        holders = {str(row[0]) for row in rows}
+        if len(holders) > 1:
+            return ", ".join(sorted(holders))  # never one of them alone
+        return holders.pop() if holders else None
+
+    def refusals(
+        self, conn: PgConnection, base: str, clone: str, clone_is_ours: Callable[[], bool]
+    ) -> list[str]:
+        # A PostgreSQL clone acts as the base and so never holds anything of its own: any extra
+        # is refused, ours or not.
+        with _as_superuser("inspect the clone", ()):
+            return roles.clone_excess(conn, base, clone)
+
     def user_exists(self, conn: PgConnection, username: str) -> bool:
         with _as_superuser("look up users", ()):
             return roles.role_state(conn, username) is not None
@@ -197,8 +254,32 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
             return roles.parity_differences(conn, base, clone)
 
 
+def _marker_name(key: int) -> str:
+    return f"keyturn-proof-{key:x}"
+
+
+def _require_ca_bundle(settings: ConnectSettings, whose: str) -> None:
+    if settings.ca_bundle is None:
+        raise ConfigurationError(
+            f"{whose} asks for TLS mode 'verify-ca', which on PostgreSQL needs a CA bundle: "
+            "libpq allows the system trust store only with 'verify-full'",
+            hint=f"set {ENV_TLS_CA_BUNDLE} to the database's CA bundle, or use 'verify-full'",
+        )
+
+
 def _throwaway_password() -> str:
     return token_urlsafe(24)
+
+
+def _on_session(what: str) -> AbstractContextManager[None]:
+    """Errors of the rotated user's own session, translated."""
+    return superuser_errors(
+        what,
+        (),
+        driver_error=psycopg.Error,
+        is_privilege=lambda exc, detail: getattr(exc, "sqlstate", None) in _PRIVILEGE_SQLSTATES,
+        hint="the rotated user must be able to run SELECT and take an advisory lock",
+    )
 
 
 def _as_superuser(what: str, secrets: Sequence[str]) -> AbstractContextManager[None]:

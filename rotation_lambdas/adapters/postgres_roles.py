@@ -6,9 +6,18 @@ base (``current_user`` is the base, ``session_user`` the clone). Hence:
 
 - objects created by either user are owned by the base and usable by both;
 - a grant to the base, or a membership of it, applies to the clone at once;
-- the clone copies the base's login attributes (connection limit, validity) and per-role settings
-  (``search_path`` and the rest, globally and per database); if the base itself has a ``role``
-  setting, the clone gets the same one and acts as that role, as the base does.
+- the clone copies the base's login attributes (INHERIT, connection limit, validity) and per-role
+  settings (``search_path`` and the rest, globally and per database); if the base itself has a
+  ``role`` setting, the clone gets the same one and acts as that role, as the base does.
+
+A clone never holds more than the base: a role attribute the base lacks (SUPERUSER, CREATEDB,
+CREATEROLE, REPLICATION, BYPASSRLS), a membership other than the base (or ADMIN OPTION on it), a
+role other than the rotating superuser that is a member of the clone (with any option, ADMIN
+included), or an object it owns or holds a privilege on, in any database,
+is reported by :func:`clone_excess`; the rotation then refuses before any change, and testSecret's
+parity check reports the same. (Grants in other databases cannot be revoked from this session,
+and SUPERUSER, REPLICATION and BYPASSRLS only by a true superuser, so refusing is the one rule
+that holds everywhere.)
 
 All statements use ``psycopg.sql`` quoting; setting values go through ``set_config`` as bound
 parameters and are stored with ``SET ... FROM CURRENT``, so list values such as ``search_path``
@@ -39,12 +48,14 @@ class RoleState:
     valid_until: str | None  # as text: 'infinity' has no datetime
     member_of: frozenset[str]
     settings: dict[tuple[Scope, str], str] = field(default_factory=dict)
+    inherit: bool = True
 
 
 def role_state(conn: Conn, name: str) -> RoleState | None:
     """The role's attributes, memberships and settings, or None if it does not exist."""
     row = conn.execute(
-        "SELECT rolcanlogin, rolconnlimit, rolvaliduntil::text FROM pg_roles WHERE rolname = %s",
+        "SELECT rolcanlogin, rolconnlimit, rolvaliduntil::text, rolinherit FROM pg_roles "
+        "WHERE rolname = %s",
         (name,),
     ).fetchone()
     if row is None:
@@ -71,7 +82,75 @@ def role_state(conn: Conn, name: str) -> RoleState | None:
         valid_until=row[2],
         member_of=frozenset(str(m[0]) for m in members),
         settings=settings,
+        inherit=bool(row[3]),
     )
+
+
+# Role attributes that give a session powers of its own, as pg_roles names them.
+_POWER_ATTRIBUTES = (
+    ("rolsuper", "SUPERUSER"),
+    ("rolcreatedb", "CREATEDB"),
+    ("rolcreaterole", "CREATEROLE"),
+    ("rolreplication", "REPLICATION"),
+    ("rolbypassrls", "BYPASSRLS"),
+)
+
+
+def clone_excess(conn: Conn, base: str, clone: str) -> list[str]:
+    """What an existing clone holds beyond the base; [] when it holds nothing more (or is absent).
+
+    Read-only: attributes, memberships both ways, and the shared dependency catalog, which records
+    ownership and privileges of a role in every database of the cluster.
+    """
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c, _ in _POWER_ATTRIBUTES)
+    rows = {
+        str(r[0]): r[1:]
+        for r in conn.execute(
+            sql.SQL("SELECT rolname, {} FROM pg_roles WHERE rolname IN (%s, %s)").format(columns),
+            (base, clone),
+        ).fetchall()
+    }
+    if clone not in rows or base not in rows:
+        return []
+    attributes = zip(_POWER_ATTRIBUTES, rows[clone], rows[base], strict=True)
+    out = [
+        f"'{clone}' has {word}, which '{base}' lacks"
+        for (_, word), held, base_held in attributes
+        if held and not base_held
+    ]
+    for (granted,) in conn.execute(_MEMBERSHIPS, (clone, base)).fetchall():
+        out.append(
+            f"'{clone}' holds ADMIN OPTION on '{base}'"
+            if granted == base
+            else f"'{clone}' is a member of '{granted}'"
+        )
+    # Any member may act as the clone, or (ADMIN OPTION) take it over. Only the superuser doing
+    # the rotation is exempt: from PostgreSQL 16 a role's creator is made its member.
+    for (member,) in conn.execute(_MEMBERS, (clone,)).fetchall():
+        out.append(f"'{member}' is a member of '{clone}'")
+    for database, count in conn.execute(_DEPENDENCIES, (clone,)).fetchall():
+        where = f"database '{database}'" if database else "shared objects (databases, tablespaces)"
+        out.append(f"'{clone}' owns or has privileges on {count} object(s) in {where}")
+    return out
+
+
+_ROLE_OID = "(SELECT oid FROM pg_roles WHERE rolname = %s)"
+_MEMBERSHIPS = sql.SQL(
+    "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
+    "WHERE m.member = {role} AND (m.roleid <> {role} OR m.admin_option) ORDER BY 1"
+).format(role=sql.SQL(_ROLE_OID))
+_MEMBERS = sql.SQL(
+    "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member "
+    "WHERE m.roleid = {role} AND r.rolname NOT IN (current_user, session_user) ORDER BY 1"
+).format(role=sql.SQL(_ROLE_OID))
+# Ownership ('o'), privileges ('a'), policies ('r') and initial privileges ('i') of the role, in
+# every database; 'p' (pinned) is a system role's.
+_DEPENDENCIES = sql.SQL(
+    "SELECT coalesce(d.datname, ''), count(*) FROM pg_shdepend s "
+    "LEFT JOIN pg_database d ON d.oid = s.dbid "
+    "WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = {role} "
+    "AND s.deptype <> 'p' GROUP BY 1 ORDER BY 1"
+).format(role=sql.SQL(_ROLE_OID))
 
 
 def create_login_role(conn: Conn, name: str, verifier: str) -> None:
@@ -123,8 +202,10 @@ def mirror_clone(conn: Conn, base: str, clone: str, verifier: str) -> None:
         create_login_role(conn, clone, verifier)
     clone_state = role_state(conn, clone)
     assert clone_state is not None
-    attributes = sql.SQL("ALTER ROLE {} WITH LOGIN CONNECTION LIMIT {}").format(
-        sql.Identifier(clone), sql.Literal(base_state.connection_limit)
+    attributes = sql.SQL("ALTER ROLE {} WITH LOGIN {} CONNECTION LIMIT {}").format(
+        sql.Identifier(clone),
+        sql.SQL("INHERIT" if base_state.inherit else "NOINHERIT"),
+        sql.Literal(base_state.connection_limit),
     )
     if base_state.valid_until is not None or clone_state.valid_until is not None:
         # There is no way back to "no expiry" but 'infinity', which means the same.
@@ -150,6 +231,8 @@ def parity_differences(conn: Conn, base: str, clone: str) -> list[str]:
     out: list[str] = []
     if not clone_state.can_login:
         out.append(f"'{clone}' cannot log in")
+    if clone_state.inherit != base_state.inherit:
+        out.append(f"'{clone}' has another INHERIT setting than '{base}'")
     if clone_state.connection_limit != base_state.connection_limit:
         out.append(f"'{clone}' has another connection limit than '{base}'")
     if (clone_state.valid_until or "infinity") != (base_state.valid_until or "infinity"):
@@ -168,4 +251,4 @@ def parity_differences(conn: Conn, base: str, clone: str) -> list[str]:
             out.append(f"'{clone}' does not act as '{desired.get((scope, name), base)}'{where}")
         else:
             out.append(f"setting '{name}'{where} differs between '{base}' and '{clone}'")
-    return out
+    return out + clone_excess(conn, base, clone)

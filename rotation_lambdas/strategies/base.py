@@ -48,6 +48,7 @@ class Strategy[ConnT](abc.ABC):
                 ("host", current.host, pending.host),
                 ("port", current.port, pending.port),
                 ("username", current.username, pending.username),
+                ("sslmode", current.tls_mode, pending.tls_mode),
             )
             if a != b
         ]
@@ -67,18 +68,22 @@ class Strategy[ConnT](abc.ABC):
 
     def test_secret(self, ctx: StepContext, pending: DatabaseSecret) -> None:
         """Log in with the pending credentials and run the probe query."""
+        conn = self.open_pending(pending)
         try:
-            conn = self.adapter.open(pending)
+            self.adapter.probe(conn)
+        finally:
+            self.adapter.close(conn)
+
+    def open_pending(self, pending: DatabaseSecret) -> ConnT:
+        """Log in with AWSPENDING; a refusal means setSecret did not take effect."""
+        try:
+            return self.adapter.open(pending)
         except AuthenticationError as exc:
             raise AuthenticationError(
                 f"the AWSPENDING credentials for user '{pending.username}' do not log in to "
                 f"{pending.endpoint}",
                 hint="setSecret did not take effect; re-run the rotation",
             ) from exc
-        try:
-            self.adapter.probe(conn)
-        finally:
-            self.adapter.close(conn)
 
     def describe(self) -> dict[str, Any]:
         """Names for logs and metrics."""

@@ -53,7 +53,12 @@ class SingleUserStrategy[ConnT](Strategy[ConnT]):
     ) -> list[tuple[str, DatabaseSecret]]:
         logins = [(AWSCURRENT, current)]
         previous = ctx.load_stage(AWSPREVIOUS)
-        if previous is not None and previous.username == current.username:
-            # Only the password is taken from AWSPREVIOUS: host and user stay the current ones.
+        if previous is not None and previous.same_account(current):
+            # Whoever may write AWSCURRENT may point it at another server; a password is only
+            # ever sent where it came from, so AWSPREVIOUS is tried only for the same account.
             logins.append((AWSPREVIOUS, current.with_credentials(password=previous.password)))
+        elif previous is not None:
+            ctx.logger.info(
+                "AWSPREVIOUS names another server, user or TLS mode than AWSCURRENT; not tried"
+            )
         return logins

@@ -10,6 +10,7 @@ import pytest
 from aws_lambda_powertools import Logger
 from moto import mock_aws
 
+from keyturn_local.driver import register_stand_in_function
 from keyturn_local.servers import MOTO_CONFIG
 from rotation_lambdas import (
     DatabaseSecret,
@@ -18,7 +19,6 @@ from rotation_lambdas import (
     SecretsStore,
     SingleUserStrategy,
 )
-from rotation_lambdas.driver import register_stand_in_function
 from tests.support.fakes import FakeAdapter, FakeDatabase
 from tests.support.harness import SecretHarness
 from tests.support.leaks import LeakWatch

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from keyturn_local.driver import RotationFailed, StepRecord, rotate
 from rotation_lambdas import (
     DatabaseSecret,
     PasswordPolicy,
@@ -14,7 +15,6 @@ from rotation_lambdas import (
     SecretsStore,
     SingleUserStrategy,
 )
-from rotation_lambdas.driver import RotationFailed, StepRecord, rotate
 from tests.support.fakes import FakeAdapter
 from tests.support.strict_sm import FaultyClient
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from keyturn_local.driver import clear_pending_label
 from rotation_lambdas import AuthenticationError, ConfigurationError, DatabaseSecret, StageError
-from rotation_lambdas.driver import clear_pending_label
 from rotation_lambdas.settings import DEFAULT_EXCLUDE_CHARACTERS
 
 from .conftest import APP_SECRET, TOKENS, World
@@ -86,7 +86,36 @@ def test_set_secret_when_nothing_logs_in(world: World) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("host", "other.host"), ("username", "root"), ("port", 5433), ("engine", "mysql")],
+    [("host", "evil.example.com"), ("port", 6543), ("username", "root"), ("sslmode", "require")],
+)
+def test_the_previous_password_is_never_sent_to_another_account(
+    world: World, key: str, value: object
+) -> None:
+    """Whoever may write AWSCURRENT (PutSecretValue, which moves the real password to
+    AWSPREVIOUS) must not harvest that password by pointing AWSCURRENT at their own server."""
+    real_password = APP_SECRET["password"]
+    world.client.put_secret_value(
+        SecretId=world.arn,
+        SecretString=json.dumps({**APP_SECRET, key: value, "password": "attacker-Password-1"}),
+    )
+    world.leaks.add("attacker-Password-1")
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    with pytest.raises((AuthenticationError, ConfigurationError)):
+        world.run("setSecret", T)
+    assert world.db.attempts, "setSecret tried no login at all"
+    assert all(password != real_password for _, password in world.db.attempts)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("host", "other.host"),
+        ("username", "root"),
+        ("port", 5433),
+        ("engine", "mysql"),
+        ("sslmode", "verify-ca"),
+    ],
 )
 def test_set_secret_refuses_a_pending_for_another_target(
     world: World, key: str, value: object

@@ -14,11 +14,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from keyturn_local.driver import RotationReport, register_stand_in_function, rotate
 from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
 from keyturn_local.users import create_app_user
 from rotation_lambdas import DatabaseSecret, EngineFamily
 from rotation_lambdas.adapters import DatabaseAdapter
-from rotation_lambdas.driver import RotationReport, register_stand_in_function, rotate
 from rotation_lambdas.handlers import build_engine, make_adapter
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
 from tests.support.harness import SecretHarness

@@ -14,10 +14,10 @@ import pytest
 from moto import mock_aws
 from psycopg import sql
 
+from keyturn_local.driver import RotationFailed, register_stand_in_function
 from keyturn_local.servers import MOTO_CONFIG, PostgresServer
 from keyturn_local.users import admin_postgres, create_app_user
 from rotation_lambdas import ConfigurationError, DatabaseSecret, ParityError, PrivilegeError
-from rotation_lambdas.driver import RotationFailed, register_stand_in_function
 from rotation_lambdas.handlers import ALTERNATING_USERS, build_engine, make_adapter
 from rotation_lambdas.settings import ENV_SUPERUSER_SECRET_ARN, ENV_TLS_CA_BUNDLE, ConnectSettings
 from tests.support.leaks import LeakWatch
@@ -309,3 +309,36 @@ def test_the_function_default_superuser_is_used_without_masterarn(pair: Pair) ->
     current = db.secret("AWSCURRENT")
     assert current.username.endswith("_clone")
     assert db.logs_in(current)
+
+
+def test_the_clone_inherits_as_the_base_does(pair: Pair, postgres_server: PostgresServer) -> None:
+    base = pair.world.initial["username"]
+    with admin_postgres(postgres_server) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} NOINHERIT").format(sql.Identifier(base)))
+    pair.world.rotate()
+    pair.world.rotate()
+    with admin_postgres(postgres_server) as conn:
+        row = conn.execute(
+            "SELECT rolinherit FROM pg_roles WHERE rolname = %s", (base + "_clone",)
+        ).fetchone()
+    assert row == (False,)
+
+
+def test_power_given_to_the_clone_between_set_and_test_fails_at_test_secret(
+    pair: Pair, postgres_server: PostgresServer
+) -> None:
+    db = pair.world
+    base = db.initial["username"]
+    db.start_rotation(TOKEN)
+    db.run("createSecret", TOKEN)
+    db.run("setSecret", TOKEN)
+    with admin_postgres(postgres_server) as conn:
+        conn.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(base + "_clone")))
+        conn.execute(
+            sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(base + "_clone"))
+        )
+    with pytest.raises(ParityError) as info:
+        db.run("testSecret", TOKEN)
+    assert f"'{base}_clone' has CREATEDB, which '{base}' lacks" in str(info.value)
+    assert f"'{base}_clone' is a member of 'pg_read_all_data'" in str(info.value)
+    assert "AWSCURRENT" not in db.versions()[TOKEN]

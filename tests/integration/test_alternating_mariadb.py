@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from keyturn_local.driver import RotationFailed, register_stand_in_function
 from keyturn_local.servers import MOTO_CONFIG, MariaDBServer
 from keyturn_local.users import admin_mariadb
 from rotation_lambdas import (
@@ -20,13 +21,9 @@ from rotation_lambdas import (
     PrivilegeError,
     TlsMode,
 )
-from rotation_lambdas.adapters.mysql_users import (
-    grants_of,
-    hosts_of,
-    parity_differences,
-    require_of,
-)
-from rotation_lambdas.driver import RotationFailed, register_stand_in_function
+from rotation_lambdas.adapters.mysql import MySQLAdapter
+from rotation_lambdas.adapters.mysql_statements import ServerVersion
+from rotation_lambdas.adapters.mysql_users import hosts_of, read_user
 from rotation_lambdas.handlers import ALTERNATING_USERS, build_engine, make_adapter
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
 from tests.support.leaks import LeakWatch
@@ -142,8 +139,10 @@ class MyPair:
         )
 
     def differences(self) -> list[str]:
+        adapter = self.world.adapter
+        assert isinstance(adapter, MySQLAdapter)
         with admin_mariadb(self.server) as conn:
-            return parity_differences(conn, self.base, self.base + "_clone")
+            return adapter.parity_differences(conn, self.base, self.base + "_clone")
 
 
 @pytest.fixture
@@ -163,21 +162,22 @@ def test_the_clone_is_faithful_on_every_host(pair: MyPair) -> None:
     pair.world.rotate()
     clone = pair.base + "_clone"
     with admin_mariadb(pair.server) as conn:
-        assert hosts_of(conn, clone) == hosts_of(conn, pair.base) == set(HOSTS)
+        version = ServerVersion.parse(conn.get_server_info())  # type: ignore[no-untyped-call]
+        base_accounts = read_user(conn, version, pair.base)
+        clone_accounts = read_user(conn, version, clone)
+        assert set(clone_accounts) == set(base_accounts) == set(HOSTS)
         for host in HOSTS:
-            base_grants, clone_grants = (
-                grants_of(conn, pair.base, host),
-                grants_of(conn, clone, host),
-            )
+            base_grants, clone_grants = base_accounts[host].grants, clone_accounts[host].grants
             assert clone_grants.privileges == base_grants.privileges
             assert clone_grants.roles == base_grants.roles
             assert (
                 clone_grants.default_roles
                 == base_grants.default_roles
-                == (f"reporting_{pair.base}",)
+                == ((f"reporting_{pair.base}", None),)
             )
-            assert require_of(conn, clone, host).kind == "SSL"
-        percent = grants_of(conn, clone, "%")
+            assert clone_accounts[host].options == base_accounts[host].options
+            assert clone_accounts[host].options.require.kind == "SSL"
+        percent = clone_accounts["%"].grants
         assert {p.name for p in percent.privileges} >= {
             "SELECT",
             "INSERT",
@@ -191,7 +191,9 @@ def test_the_clone_is_faithful_on_every_host(pair: MyPair) -> None:
 def test_the_clone_requires_tls_like_the_base(pair: MyPair) -> None:
     pair.world.rotate()
     clone = pair.world.secret("AWSCURRENT")
-    plaintext = make_adapter(family_of("mariadb"), ConnectSettings(TlsMode.DISABLE))
+    plaintext = make_adapter(
+        family_of("mariadb"), ConnectSettings(TlsMode.DISABLE, min_tls_mode=TlsMode.DISABLE)
+    )
     assert plaintext.try_connect(clone) is None  # REQUIRE SSL: refused without TLS
     assert pair.world.logs_in(clone)
 
@@ -252,7 +254,7 @@ def test_superuser_lacking_privileges_changes_nothing(
             pair.world.rotate(max_attempts=1)
         error = info.value.report.steps[-1].error or ""
         assert error.startswith(PrivilegeError.__name__), error
-        assert "the superuser may not" in error
+        assert "PROCESS privilege" in error  # the first thing it lacks, before any change
         leak_watch.assert_absent(error, where="the step's error")
         with admin_mariadb(mariadb_server) as conn:
             assert hosts_of(conn, "myweak_clone") == set()
@@ -281,3 +283,61 @@ def test_superuser_on_another_host_name_of_the_same_server(pair: MyPair) -> None
     db.rotate()
     assert db.logs_in(db.secret("AWSCURRENT"))
     assert pair.differences() == []
+
+
+def test_account_options_are_mirrored_and_a_locked_clone_is_taken_in_hand(pair: MyPair) -> None:
+    """Resource limits and the expiry policy follow the base; a pre-existing clone's own lock,
+    limits and extra grant do not survive."""
+    base, clone = pair.base, pair.base + "_clone"
+    run_admin(
+        pair.server,
+        (
+            "ALTER USER %s@'%%' WITH MAX_QUERIES_PER_HOUR 1000 MAX_STATEMENT_TIME 5 "
+            "PASSWORD EXPIRE INTERVAL 90 DAY",
+            (base,),
+        ),
+        ("CREATE USER %s@'%%' IDENTIFIED BY 'Old-clone-1' ACCOUNT LOCK", (clone,)),
+        ("ALTER USER %s@'%%' WITH MAX_USER_CONNECTIONS 1", (clone,)),
+        (f"GRANT DELETE ON `shop_{base}`.* TO %s@'%%'", (clone,)),
+    )
+    assert any("account lock" in d for d in pair.differences())
+    pair.world.rotate()
+    assert pair.differences() == []
+    with admin_mariadb(pair.server) as conn:
+        version = ServerVersion.parse(conn.get_server_info())  # type: ignore[no-untyped-call]
+        options = read_user(conn, version, clone)["%"].options
+    assert options.limits == (("MAX_QUERIES_PER_HOUR", "1000"), ("MAX_STATEMENT_TIME", "5"))
+    assert options.expiry_policy == "INTERVAL 90 DAY"
+    assert not options.locked
+    assert pair.world.logs_in(pair.world.secret("AWSCURRENT"))
+
+
+def test_options_tampered_between_set_and_test_fail_at_test_secret(pair: MyPair) -> None:
+    db = pair.world
+    db.start_rotation(TOKEN)
+    db.run("createSecret", TOKEN)
+    db.run("setSecret", TOKEN)
+    run_admin(
+        pair.server, ("ALTER USER %s@'%%' WITH MAX_QUERIES_PER_HOUR 5", (pair.base + "_clone",))
+    )
+    with pytest.raises(ParityError, match="other resource limits"):
+        db.run("testSecret", TOKEN)
+    assert "AWSCURRENT" not in db.versions()[TOKEN]
+
+
+def test_our_clone_that_defines_objects_and_outgrew_the_base_still_rotates(pair: MyPair) -> None:
+    """A clone that was AWSCURRENT may define views; after a grant is revoked from the base it
+    holds more than the base. It is this secret's clone (AWSPREVIOUS still logs in as it, proven
+    on the superuser's server): mirrored, not refused."""
+    db, base, clone = pair.world, pair.base, pair.base + "_clone"
+    db.rotate()  # the clone is AWSCURRENT
+    run_admin(
+        pair.server,
+        (f"CREATE DEFINER = %s@'%%' VIEW `shop_{base}`.by_clone AS SELECT 1 AS one", (clone,)),
+    )
+    db.rotate()  # the base is AWSCURRENT, the clone AWSPREVIOUS
+    run_admin(pair.server, (f"REVOKE INSERT ON `shop_{base}`.* FROM %s@'%%'", (base,)))
+    assert any("has extra INSERT" in d for d in pair.differences())
+    db.rotate()  # the clone is pending: its extra is revoked, nothing refused
+    assert pair.differences() == []
+    assert db.secret("AWSCURRENT").username == clone

@@ -17,12 +17,13 @@ import pytest
 from psycopg import sql
 
 from keyturn_cli import main
-from keyturn_local.servers import MotoServer, PostgresServer
+from keyturn_local.driver import register_stand_in_function, rotate
+from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
 from keyturn_local.users import admin_mariadb, admin_postgres, create_admin_user
 from rotation_lambdas import DatabaseSecret
-from rotation_lambdas.driver import register_stand_in_function, rotate
 from rotation_lambdas.handlers import SINGLE_USER, build_engine, make_adapter
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
+from tests.support.db_setup import max_password_errors
 from tests.support.leaks import LeakWatch
 
 from .conftest import ENGINES, Server, family_of, new_app_user
@@ -117,6 +118,23 @@ def test_preflight_passes_for_both_strategies_and_changes_nothing(
         assert not adapter.user_exists(conn, app["username"] + "_clone")
 
 
+def test_preflight_warns_when_a_lockout_policy_meets_single_user(
+    cli: Cli,
+    mariadb_server: MariaDBServer,
+    leak_watch: LeakWatch,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert mariadb_server.tls_files is not None
+    monkeypatch.setenv(ENV_TLS_CA_BUNDLE, str(mariadb_server.tls_files.ca_cert))
+    app = new_app_user("mariadb", mariadb_server, leak_watch)
+    with max_password_errors(mariadb_server, 3):
+        checks = cli.preflight(cli.secret(app))
+    assert checks["lockout"]["status"] == "warn"
+    assert "after 3 failed logins" in checks["lockout"]["reason"]
+    assert "alternating users" in checks["lockout"]["hint"]
+    assert "lockout" not in cli.preflight(cli.secret(app))  # the server's default: no limit
+
+
 def test_preflight_names_a_wrong_password(cli: Cli, server: Server, leak_watch: LeakWatch) -> None:
     app = new_app_user(engine_of(server), server, leak_watch)
     wrong = secrets.token_urlsafe(20)
@@ -203,6 +221,9 @@ def test_preflight_names_missing_privileges(
         assert "permission denied" in reason
     else:
         assert "SELECT command denied" in reason or "lacks" in reason
+        # It cannot read who holds the proof's lock (mysql.user, the process list) either.
+        assert checks["same server"]["status"] == "fail"
+        assert "the superuser may not look up" in checks["same server"]["reason"]
 
 
 def test_preflight_names_bad_secrets(cli: Cli, leak_watch: LeakWatch) -> None:
@@ -304,3 +325,65 @@ def test_rotate_by_the_service_is_followed(
         assert code == 2
         assert "did not finish within 2 s" in err
         assert "keyturn preflight" in err
+
+
+def test_preflight_runs_the_proofs_set_secret_makes(
+    cli: Cli,
+    server: Server,
+    leak_watch: LeakWatch,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    engine = engine_of(server)
+    other: Server = request.getfixturevalue(f"{engine}_server_b")
+    bundle = tmp_path / "cas.pem"  # trust both servers, so only the proofs can fail
+    bundle.write_text("".join(s.tls_files.ca_cert.read_text() for s in (server, other)))  # type: ignore[union-attr]
+    monkeypatch.setenv(ENV_TLS_CA_BUNDLE, str(bundle))
+    app = new_app_user(engine, server, leak_watch)
+    base = app["username"]
+    admin = admin_secret(server, leak_watch, base)
+    masterarn = cli.secret(admin)
+
+    checks = cli.preflight(
+        cli.secret({**app, "password": "Guessed-password-1", "masterarn": masterarn})
+    )
+    assert checks["login"]["status"] == "fail"
+    assert {checks[n]["status"] for n in ("account", "same server", "clone")} == {"skip"}
+
+    # The superuser secret of another server that has the same user names.
+    new_app_user(engine, other, leak_watch, username=base)
+    elsewhere = cli.secret(admin_secret(other, leak_watch, base))
+    checks = cli.preflight(cli.secret({**app, "masterarn": elsewhere}))
+    assert checks["account"]["status"] == "pass"
+    assert checks["superuser login"]["status"] == "pass"
+    assert checks["same server"]["status"] == "fail"
+    assert "is not the server of" in checks["same server"]["reason"]
+    assert checks["clone"]["status"] == checks["privileges"]["status"] == "skip"
+
+    # A clone that already exists with more than the base.
+    if engine == "postgres":
+        assert isinstance(server, PostgresServer)
+        with admin_postgres(server) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(base + "_clone"))
+            )
+        expected = ("fail", "has CREATEDB, which")
+    else:
+        assert isinstance(server, MariaDBServer)
+        with admin_mariadb(server) as my, my.cursor() as cur:
+            cur.execute("CREATE USER %s@'%%' IDENTIFIED BY 'Clone-password-1'", (base + "_clone",))
+            cur.execute("GRANT SELECT ON mysql.* TO %s@'%%'", (base + "_clone",))
+        expected = ("warn", "has extra SELECT ON `mysql`.*")
+    checks = cli.preflight(cli.secret({**app, "masterarn": masterarn}))
+    assert checks["same server"]["status"] == "pass"
+    assert (checks["clone"]["status"], expected[1] in checks["clone"]["reason"]) == (
+        expected[0],
+        True,
+    ), checks["clone"]
+
+    # TLS below the function's floor: refused before anything is sent.
+    checks = cli.preflight(cli.secret({**app, "sslmode": "require"}))
+    assert checks["tls"]["status"] == "fail"
+    assert "weaker than the function's minimum" in checks["tls"]["reason"]
+    assert checks["login"]["status"] == "skip"

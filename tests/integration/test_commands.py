@@ -85,7 +85,7 @@ def test_keyturn_rotate_refuses_while_a_rotation_is_in_progress(moto_server: Mot
     client = boto3.client("secretsmanager", endpoint_url=moto_server.endpoint)
     lam = boto3.client("lambda", endpoint_url=moto_server.endpoint)
     iam = boto3.client("iam", endpoint_url=moto_server.endpoint)
-    from rotation_lambdas.driver import register_stand_in_function
+    from keyturn_local.driver import register_stand_in_function
 
     arn = client.create_secret(Name="e2e/stuck", SecretString="{}")["ARN"]
     client.rotate_secret(

@@ -12,9 +12,9 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
+from keyturn_local.driver import register_stand_in_function
 from keyturn_local.servers import MOTO_CONFIG
 from rotation_lambdas import EngineFamily, NetworkError
-from rotation_lambdas.driver import register_stand_in_function
 from rotation_lambdas.handlers import build_engine
 
 pytestmark = pytest.mark.integration
@@ -59,7 +59,6 @@ def test_database_unreachable_points_at_security_groups(
         "port": closed_port(),
         "username": "app",
         "password": "Initial-password-1",
-        "sslmode": "disable",
     }
     with mock_aws(config=MOTO_CONFIG):
         client = boto3.client("secretsmanager")

@@ -26,15 +26,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
-from rotation_lambdas import DatabaseSecret, RotationEngine
-from rotation_lambdas.driver import (
+from keyturn_local.driver import (
     RotationFailed,
     StepRecord,
     clear_pending_label,
     register_stand_in_function,
     rotate,
 )
+from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
+from rotation_lambdas import DatabaseSecret, RotationEngine
 from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, build_engine, make_adapter
 from rotation_lambdas.secret import EngineFamily
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings

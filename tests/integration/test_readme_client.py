@@ -7,6 +7,7 @@ fall back to AWSPENDING; then again after the rotations finished.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ from moto import mock_aws
 from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
 from tests.support.leaks import LeakWatch
 
-from .conftest import DbWorld, make_world
+from .conftest import DbWorld, make_world, new_app_user
 
 pytestmark = pytest.mark.integration
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -61,6 +62,7 @@ def test_every_integration_is_shown_and_runs(
         "psycopg_async_connector",
         "psycopg_async_pool",
         "sqlalchemy_engine",
+        "sqlalchemy_async_engine",
         "AwsCachingSource",
     ):
         assert f"{name}(" in shown, f"the README shows no {name} snippet"
@@ -77,7 +79,21 @@ def test_every_integration_is_shown_and_runs(
             ),
         }
         users = {name: world.initial["username"] for name, world in worlds.items()}
-        namespace: dict[str, Any] = {"CA_BUNDLE": str(bundle), "__name__": "readme"}
+        # A secret as RDS manages it for a master user: a username and a password, no more.
+        rds_user = new_app_user("postgres", postgres_server, leak_watch)
+        worlds["prod/app/pg"].client.create_secret(
+            Name="rds!db-keyturn-example",
+            SecretString=json.dumps(
+                {"username": rds_user["username"], "password": rds_user["password"]}
+            ),
+        )
+        users["rds!db-keyturn-example"] = rds_user["username"]
+        namespace: dict[str, Any] = {
+            "CA_BUNDLE": str(bundle),
+            "RDS_HOST": postgres_server.admin.host,
+            "RDS_PORT": postgres_server.port,
+            "__name__": "readme",
+        }
 
         # The cache holds AWSCURRENT; then both rotations stop after setSecret.
         exec(compile(SNIPPETS[0], "README.md client snippet 1", "exec"), namespace)  # noqa: S102
@@ -105,8 +121,11 @@ def test_every_integration_is_shown_and_runs(
         assert first_pg.stats.rotations_detected == 1
 
     pg_user, my_user = users["prod/app/pg"], users["prod/app/mysql"]
-    # psycopg, PyMySQL, psycopg_pool, asyncio (connection, pool), SQLAlchemy, aws-caching source
-    expected = [pg_user, my_user, pg_user, pg_user, pg_user, my_user, my_user]
+    rds_user_name = users["rds!db-keyturn-example"]
+    # psycopg, PyMySQL, psycopg_pool, asyncio (connection, pool), SQLAlchemy, asyncio
+    # SQLAlchemy, an RDS-managed secret, the aws-secretsmanager-caching source
+    expected = [pg_user, my_user, pg_user, pg_user, pg_user, my_user, pg_user, rds_user_name]
+    expected += [my_user]
     assert in_window == after == expected
     out = capfd.readouterr().out
     assert "Credentials(engine='postgres'" in out

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from keyturn_local.driver import clear_pending_label
 from rotation_lambdas import ConfigurationError, DatabaseSecret
-from rotation_lambdas.driver import clear_pending_label
 from tests.support.leaks import LeakWatch
 
 from .conftest import DbWorld

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pymysql
 import pytest
 
 from keyturn_local.certs import make_ca
+from keyturn_local.driver import RotationFailed, rotate
 from keyturn_local.servers import MariaDBServer, PostgresServer
 from keyturn_local.users import create_app_user
 from rotation_lambdas import DatabaseSecret, TlsError, TlsMode
-from rotation_lambdas.driver import RotationFailed, rotate
 from rotation_lambdas.handlers import build_engine, make_adapter
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
 from tests.support.leaks import LeakWatch
@@ -56,7 +59,9 @@ def test_wrong_ca_fails_as_tls_and_never_falls_back(db: DbWorld, tmp_path: Path)
     # The database is unchanged: the current password still logs in, over TLS with the right CA.
     assert db.logs_in(current)
     # A plaintext connection would have worked, so the failure proves there was no fallback.
-    plaintext = make_adapter(family_of(db.engine_name), ConnectSettings(TlsMode.DISABLE))
+    plaintext = make_adapter(
+        family_of(db.engine_name), ConnectSettings(TlsMode.DISABLE, min_tls_mode=TlsMode.DISABLE)
+    )
     with plaintext.connect(current):
         pass
 
@@ -86,9 +91,8 @@ def connect_result(
             "sslmode": mode.value,
         }
     )
-    adapter = make_adapter(
-        family_of(engine_name), ConnectSettings(ca_bundle=str(ca) if ca else None)
-    )
+    settings = ConnectSettings(ca_bundle=str(ca) if ca else None, min_tls_mode=TlsMode.DISABLE)
+    adapter = make_adapter(family_of(engine_name), settings)
     try:
         with adapter.connect(secret):
             return "connected"
@@ -101,8 +105,9 @@ def test_server_without_tls_is_refused(
     untrusted_servers: tuple[str, Server, Server], leak_watch: LeakWatch
 ) -> None:
     engine_name, plain, _ = untrusted_servers
+    any_ca = Path(ssl.get_default_verify_paths().cafile or "")  # PostgreSQL verify-ca needs one
     for mode in (TlsMode.REQUIRE, TlsMode.VERIFY_CA, TlsMode.VERIFY_FULL):
-        result = connect_result(engine_name, plain, mode, None, leak_watch)
+        result = connect_result(engine_name, plain, mode, any_ca, leak_watch)
         assert isinstance(result, TlsError), f"{mode.value} connected to a server without TLS"
         assert "TLS failed" in str(result)
     assert connect_result(engine_name, plain, TlsMode.DISABLE, None, leak_watch) == "connected"
@@ -125,3 +130,31 @@ def test_secret_written_for_the_official_templates(db: DbWorld) -> None:
     secret = DatabaseSecret.from_mapping(data)
     assert secret.tls_mode is TlsMode.VERIFY_FULL
     assert tls_in_use(db, secret)
+
+
+@pytest.mark.parametrize("weaker", [{"sslmode": "require"}, {"ssl": False}])
+def test_a_secret_below_the_tls_floor_is_refused_before_any_connection(
+    db: DbWorld, weaker: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever may write the secret cannot make the function talk without verified TLS."""
+    current = db.secret("AWSCURRENT")
+    data = {**json.loads(db.client.get_secret_value(SecretId=db.arn)["SecretString"]), **weaker}
+    db.client.put_secret_value(SecretId=db.arn, SecretString=json.dumps(data))
+    driver: Any = psycopg if db.engine_name == "postgres" else pymysql
+    connects: list[object] = []
+    real_connect = driver.connect
+
+    def counting_connect(*args: Any, **kwargs: Any) -> Any:
+        connects.append(kwargs)
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(driver, "connect", counting_connect)
+    with pytest.raises(RotationFailed) as info:
+        db.rotate(max_attempts=1)
+    failed = info.value.report.steps[-1]
+    assert failed.step.value == "setSecret"
+    assert (failed.error or "").startswith("ConfigurationError")
+    assert "weaker than the function's minimum 'verify-full'" in (failed.error or "")
+    assert connects == []  # refused before any connection
+    monkeypatch.undo()
+    assert db.logs_in(current)

@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 import pytest
 
+from keyturn_local.driver import register_stand_in_function, rotate
 from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
 from rotation_lambdas import DatabaseSecret, EngineFamily
-from rotation_lambdas.driver import register_stand_in_function, rotate
 from rotation_lambdas.handlers import make_adapter
 from rotation_lambdas.settings import ConnectSettings
 from tests.support.db_setup import setup_secret

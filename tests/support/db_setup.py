@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import pymysql
+
 from keyturn_local.servers import MariaDBServer, PostgresServer
-from keyturn_local.users import create_admin_user, create_app_user
+from keyturn_local.users import admin_mariadb, create_admin_user, create_app_user
 
 from .leaks import LeakWatch
 
@@ -50,3 +55,38 @@ def setup_secret(
     create_app_user(server, engine, base, password)
     arn = client.create_secret(Name=f"pkg/{base}", SecretString=json.dumps(data))["ARN"]
     return arn, data
+
+
+@contextmanager
+def max_password_errors(server: MariaDBServer, limit: int) -> Iterator[None]:
+    """MariaDB blocks an account after ``limit`` wrong passwords in a row (until FLUSH
+    PRIVILEGES), as MySQL 8's FAILED_LOGIN_ATTEMPTS locks one; restored after."""
+    with admin_mariadb(server) as conn, conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.max_password_errors")
+        row = cur.fetchone()
+        assert row is not None
+        cur.execute("SET GLOBAL max_password_errors = %s", (limit,))
+    try:
+        yield
+    finally:
+        with admin_mariadb(server) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL max_password_errors = %s", (row[0],))
+            cur.execute("FLUSH PRIVILEGES")
+
+
+def plain_login(server: MariaDBServer, user: str, password: str) -> int:
+    """0 when ``user`` logs in to ``server`` with ``password``, else the server's error number
+    (4150: blocked after too many wrong passwords)."""
+    assert server.tls_files is not None
+    try:
+        pymysql.connect(
+            host=server.admin.host,
+            port=server.port,
+            user=user,
+            password=password,
+            ssl=ssl.create_default_context(cafile=str(server.tls_files.ca_cert)),
+        ).close()
+    except pymysql.err.OperationalError as exc:
+        code: int = exc.args[0]
+        return code
+    return 0

@@ -25,6 +25,7 @@ class FakeDatabase:
     unreachable: bool = False
     changes: int = 0
     logins: int = 0
+    attempts: list[tuple[Key, str]] = field(default_factory=list)  # every login: where, password
     fail_after_change: int = 0  # raise this many times right after a change took effect
 
     def add(self, secret: DatabaseSecret) -> None:
@@ -45,6 +46,7 @@ class FakeAdapter(DatabaseAdapter[FakeConnection]):
             raise NetworkError(f"fake database at {secret.endpoint} is unreachable")
         key = (secret.host, secret.port, secret.username)
         self.db.logins += 1
+        self.db.attempts.append((key, secret.password))
         if self.db.passwords.get(key) != secret.password:
             raise AuthenticationError(f"fake database refused user '{secret.username}'")
         return FakeConnection(key)

@@ -87,37 +87,6 @@ GRANTS = "SHOW GRANTS FOR %s@%s"
 CREATE = "SHOW CREATE USER %s@%s"
 
 
-def test_mysql8_mirror_statements() -> None:
-    conn = ScriptedConnection(
-        {
-            (HOSTS, ("app",)): [("%",)],
-            (HOSTS, ("app_clone",)): [("old-host",)],
-            (GRANTS, ("app", "%")): [
-                ("GRANT USAGE ON *.* TO `app`@`%`",),
-                ("GRANT SELECT, INSERT ON `shop`.* TO `app`@`%` WITH GRANT OPTION",),
-                ("GRANT `reader`@`%` TO `app`@`%`",),
-            ],
-            (GRANTS, ("app_clone", "%")): [("GRANT DELETE ON `shop`.* TO `app_clone`@`%`",)],
-            (CREATE, ("app", "%")): [
-                ("CREATE USER `app`@`%` IDENTIFIED WITH 'caching_sha2_password' REQUIRE SSL",)
-            ],
-            (CREATE, ("app_clone", "%")): [("CREATE USER `app_clone`@`%` REQUIRE NONE",)],
-        }
-    )
-    mysql_users.mirror_clone(conn, MYSQL8, "app", "app_clone", "pw-Clone-1")  # type: ignore[arg-type]
-    writes = [s for s in conn.statements if not s[0].startswith(("SELECT", "SHOW"))]
-    assert writes == [
-        ("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", ("app_clone", "%", "pw-Clone-1")),
-        ("GRANT INSERT, SELECT ON `shop`.* TO %s@%s WITH GRANT OPTION", ("app_clone", "%")),
-        ("GRANT %s@%s TO %s@%s", ("reader", "%", "app_clone", "%")),
-        ("REVOKE DELETE ON `shop`.* FROM %s@%s", ("app_clone", "%")),
-        ("ALTER USER %s@%s REQUIRE SSL", ("app_clone", "%")),
-        ("DROP USER IF EXISTS %s@%s", ("app_clone", "old-host")),
-    ]
-    # Passwords only ever as parameters.
-    assert all("pw-Clone-1" not in statement for statement, _ in conn.statements)
-
-
 def test_mariadb_sets_passwords_as_hashes() -> None:
     conn = ScriptedConnection({(HOSTS, ("app_clone",)): [("%",), ("localhost",)]})
     mysql_users.set_password(conn, ServerVersion.parse("10.11.6-MariaDB"), "app_clone", "password")  # type: ignore[arg-type]
@@ -128,11 +97,41 @@ def test_mariadb_sets_passwords_as_hashes() -> None:
     ]
 
 
-def test_mysql8_default_roles() -> None:
-    conn = ScriptedConnection({})
-    mysql_users._set_default_roles(conn, MYSQL8, ("a", "b"), ("app_clone", "%"))  # type: ignore[arg-type]
-    mysql_users._set_default_roles(conn, MYSQL8, (), ("app_clone", "%"))  # type: ignore[arg-type]
-    assert conn.statements == [
-        ("ALTER USER %s@%s DEFAULT ROLE `a`, `b`", ("app_clone", "%")),
-        ("ALTER USER %s@%s DEFAULT ROLE NONE", ("app_clone", "%")),
-    ]
+def test_mysql8_mirror_reads_everything_before_it_writes() -> None:
+    conn = ScriptedConnection(
+        {
+            (HOSTS, ("app",)): [("%",)],
+            (HOSTS, ("app_clone",)): [("old-host",)],
+            (GRANTS, ("app", "%")): [
+                ("GRANT USAGE ON *.* TO `app`@`%`",),
+                ("GRANT SELECT, INSERT ON `shop`.* TO `app`@`%` WITH GRANT OPTION",),
+            ],
+            (GRANTS, ("app_clone", "old-host")): [
+                ("GRANT USAGE ON *.* TO `app_clone`@`old-host`",)
+            ],
+            (CREATE, ("app", "%")): [("CREATE USER `app`@`%` REQUIRE SSL",)],
+            (CREATE, ("app_clone", "old-host")): [("CREATE USER `app_clone`@`old-host`",)],
+        }
+    )
+    mysql_users.mirror_clone(conn, MYSQL8, "app", "app_clone", "pw-Clone-1")  # type: ignore[arg-type]
+    kinds = [statement.split()[0] for statement, _ in conn.statements]
+    first_write = kinds.index("CREATE")
+    assert set(kinds[:first_write]) == {"SELECT", "SHOW"}
+    assert set(kinds[first_write:]) <= {"CREATE", "GRANT", "REVOKE", "ALTER", "DROP"}
+    # Passwords only ever as parameters.
+    assert all("pw-Clone-1" not in statement for statement, _ in conn.statements)
+
+
+def test_an_unreadable_grant_changes_nothing() -> None:
+    conn = ScriptedConnection(
+        {
+            (HOSTS, ("app",)): [("%",), ("localhost",)],
+            (GRANTS, ("app", "%")): [("GRANT SELECT ON `shop`.* TO `app`@`%`",)],
+            (GRANTS, ("app", "localhost")): [
+                ('GRANT SELECT ON "ho\\_app".* TO "app"@"localhost"',)
+            ],
+        }
+    )
+    with pytest.raises(ConfigurationError, match="double quotes"):
+        mysql_users.mirror_clone(conn, MYSQL8, "app", "app_clone", "pw-Clone-1")  # type: ignore[arg-type]
+    assert all(s.startswith(("SELECT", "SHOW")) for s, _ in conn.statements)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -286,4 +287,160 @@ def test_a_caller_that_read_the_old_entry_starts_no_second_refresh() -> None:
     cache.refresh("app/db")
     assert cache._slow_get("app/db", "AWSCURRENT", expired).version_id == "v1"
     executor.shutdown(wait=True)
+    assert client.describes == 2
+
+
+def test_close_completes_waiters_and_later_fetches_raise() -> None:
+    client, clock = CountingClient(), FakeClock()
+    with make(client, clock) as cache:
+        cache.get("app/db")
+        client.gate.clear()  # the next fetch blocks in the first caller's thread
+        clock.now += 2 * TTL
+        released: list[BaseException] = []
+
+        def get() -> None:
+            try:
+                cache.get("app/db")
+            except SecretCacheError as exc:
+                released.append(exc)
+
+        fetcher = threading.Thread(target=get)
+        fetcher.start()
+        while not cache._inflight:
+            pass
+        waiter = threading.Thread(target=get)  # joins the fetch in flight
+        waiter.start()
+    # Leaving the block closed the cache: the waiting caller is released, not left hanging.
+    waiter.join(5)
+    assert not waiter.is_alive()
+    assert released
+    client.gate.set()
+    fetcher.join(5)
+    with pytest.raises(SecretCacheError, match="closed"):
+        cache.get("app/db", "AWSPENDING")
+    cache.close()  # idempotent
+
+
+def test_a_source_that_raises_anything_never_leaves_a_key_hanging() -> None:
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    real = client.get_secret_value
+
+    def broken(**kwargs: Any) -> dict[str, Any]:
+        raise KeyError("a bug in the source")
+
+    client.get_secret_value = broken  # type: ignore[method-assign,assignment]
+    with pytest.raises(SecretCacheError, match="failed"):
+        cache.get("app/db")
+    client.get_secret_value = real  # type: ignore[method-assign]
+    assert not cache._inflight, "the key stayed in flight after an unexpected error"
+    assert cache.get("app/db").version_id == "v1"
+
+
+def test_a_shut_down_executor_does_not_hang_the_key() -> None:
+    client, clock = CountingClient(), FakeClock()
+    executor = ThreadPoolExecutor(1)
+    cache = make(client, clock, refresh_ahead=0.5, executor=executor)
+    cache.get("app/db")
+    executor.shutdown()
+    clock.now += TTL + 1  # due: a background refresh cannot be submitted
+    assert cache.get("app/db").version_id == "v1"
+    clock.now += TTL  # expired: fetched in the caller's thread
+    assert not cache._inflight
+    assert cache.get("app/db").version_id == "v1"
+
+
+def test_describe_answers_are_bounded_like_entries() -> None:
+    client, clock = CountingClient(), FakeClock()
+    for n in range(10):
+        client.versions[f"s{n}"] = {"AWSCURRENT": (f"v{n}", "{}")}
+    cache = make(client, clock, max_secrets=3)
+    for n in range(10):
+        cache.refresh(f"s{n}", fetched_since=clock.now)
+        clock.now += 1
+    assert len(cache._descriptions) <= 3
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_starts_clean_with_a_refresh_in_flight() -> None:
+    """The parent forks while a background refresh is in flight (its client blocked): the child
+    has no thread to finish it, so it must not wait for it, and gets a new client."""
+    clients: list[CountingClient] = []
+
+    def factory() -> CountingClient:
+        clients.append(CountingClient())
+        return clients[-1]
+
+    clock = FakeClock()
+    cache = SecretCache(factory, clock=clock, ttl=TTL, jitter=0.0, refresh_ahead=0.5)
+    cache.get("app/db")
+    clients[0].gate.clear()
+    clock.now += TTL + 1
+    cache.get("app/db")  # starts the background refresh, which blocks
+    assert cache._inflight
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit status, never return into pytest
+        code = 1
+        try:
+            clock.now += TTL  # expired: needs a fetch of its own
+            value = cache.get("app/db")
+            code = 0 if (value.version_id, len(clients)) == ("v1", 2) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    clients[0].gate.set()
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_aws_caching_source_refreshes_on_demand() -> None:
+    from client_lib import AwsCachingSource
+
+    class FakeAwsCache:
+        def __init__(self) -> None:
+            self.value = '{"password": "pw-one"}'
+            self.refreshes: list[str] = []
+
+        def get_secret_string(self, secret_id: str, stage: str) -> str | None:
+            return self.value if stage == "AWSCURRENT" else None
+
+        def get_secret_binary(self, secret_id: str, stage: str) -> bytes | None:
+            return None
+
+        def refresh_secret_now(self, secret_id: str) -> bool:
+            self.refreshes.append(secret_id)
+            return True
+
+    aws, clock = FakeAwsCache(), FakeClock()
+    cache = SecretCache(AwsCachingSource(aws), clock=clock, ttl=TTL)
+    first = cache.get("app/db")
+    aws.value = '{"password": "pw-two"}'
+    assert cache.get("app/db").version_id == first.version_id  # a hit: no refresh
+    clock.now += 1  # a login fails now
+    forced = cache.refresh("app/db", fetched_since=clock.now)
+    assert forced.version_id != first.version_id
+    assert aws.refreshes == ["app/db"]
+    cache.refresh("app/db", fetched_since=clock.now)  # the same moment: shared, not repeated
+    assert aws.refreshes == ["app/db"]
+    with pytest.raises(SecretCacheError):
+        cache.refresh("app/db", "AWSPENDING", fetched_since=clock.now)
+
+
+def test_concurrent_looks_share_one_describe_in_flight() -> None:
+    """Callers that need a DescribeSecret made after a moment join one already in flight that
+    started after it; a caller that needs a later one starts its own."""
+    client, clock = CountingClient(), FakeClock()
+    cache = make(client, clock)
+    client.gate.clear()  # the describe blocks until every thread asked
+    since = clock.now
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(cache.stage_values, "app/db", since) for _ in range(8)]
+        while client.describes == 0:
+            threading.Event().wait(0.001)
+        threading.Event().wait(0.05)  # the others arrive while it is in flight
+        client.gate.set()
+        views = [future.result(timeout=10) for future in futures]
+    assert client.describes == 1
+    assert all(view is not None and set(view) == {"AWSCURRENT", "AWSPENDING"} for view in views)
+    clock.now += 1
+    cache.stage_values("app/db", clock.now)  # after the last one: a new look
     assert client.describes == 2

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 
 from rotation_lambdas import ConfigurationError
+from rotation_lambdas.adapters.mysql_accounts import TlsRequirement, parse_require
 from rotation_lambdas.adapters.mysql_grants import (
     GrantObject,
     Privilege,
     RoleGrant,
-    TlsRequirement,
     group_by_object,
-    parse_require,
     parse_show_grants,
     privilege_list,
     quote_ident,
@@ -46,7 +45,7 @@ def test_mariadb_show_grants() -> None:
         Privilege(GrantObject("PROCEDURE", "shop", "refresh"), "EXECUTE"),
     }
     assert grants.roles == {RoleGrant("reporting")}
-    assert grants.default_roles == ("reporting",)
+    assert grants.default_roles == (("reporting", None),)
 
 
 def test_mysql8_show_grants() -> None:
@@ -56,16 +55,100 @@ def test_mysql8_show_grants() -> None:
             "GRANT BACKUP_ADMIN,FLUSH_TABLES ON *.* TO `app`@`%`",
             "GRANT SELECT ON `db`.* TO `app`@`%` WITH GRANT OPTION",
             "GRANT `r1`@`%`,`r2`@`localhost` TO `app`@`%` WITH ADMIN OPTION",
-        ]
+            "SET DEFAULT ROLE `r1`@`%`,`r2`@`localhost` TO `app`@`%`",
+        ],
+        account=("app", "%"),
+        dynamic_privileges=True,
     )
     db = GrantObject("", "db", "*")
     assert grants.privileges == {
-        Privilege(ALL, "BACKUP_ADMIN"),
-        Privilege(ALL, "FLUSH_TABLES"),
+        Privilege(ALL, "BACKUP_ADMIN", dynamic=True),
+        Privilege(ALL, "FLUSH_TABLES", dynamic=True),
         Privilege(db, "SELECT"),
         Privilege(db, "GRANT OPTION"),
     }
     assert grants.roles == {RoleGrant("r1", "%", True), RoleGrant("r2", "localhost", True)}
+    # Each default role keeps its host.
+    assert grants.default_roles == (("r1", "%"), ("r2", "localhost"))
+
+
+def test_mysql8_dynamic_grant_option_stays_with_its_privilege() -> None:
+    """MySQL 8 prints dynamic privileges per grant option; neither widens the object's."""
+    grants = parse_show_grants(
+        [
+            "GRANT SELECT ON *.* TO `app`@`%`",
+            "GRANT BACKUP_ADMIN ON *.* TO `app`@`%` WITH GRANT OPTION",
+            "GRANT FLUSH_TABLES ON *.* TO `app`@`%`",
+        ],
+        dynamic_privileges=True,
+    )
+    assert grants.privileges == {
+        Privilege(ALL, "SELECT"),
+        Privilege(ALL, "BACKUP_ADMIN", dynamic=True, grantable=True),
+        Privilege(ALL, "FLUSH_TABLES", dynamic=True),
+    }
+    assert Privilege(ALL, "GRANT OPTION") not in grants.privileges
+
+
+def test_a_dynamic_privilege_on_a_database_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="not global"):
+        parse_show_grants(["GRANT BACKUP_ADMIN ON `db`.* TO `app`@`%`"], dynamic_privileges=True)
+
+
+def test_mariadb_privileges_are_static_whatever_their_names() -> None:
+    grants = parse_show_grants(
+        ["GRANT READ_ONLY ADMIN, BINLOG MONITOR ON *.* TO `app`@`%` WITH GRANT OPTION"]
+    )
+    assert grants.privileges == {
+        Privilege(ALL, "READ_ONLY ADMIN"),
+        Privilege(ALL, "BINLOG MONITOR"),
+        Privilege(ALL, "GRANT OPTION"),
+    }
+
+
+def test_ansi_quotes_output_fails_closed() -> None:
+    """Under ANSI_QUOTES, `"ho\\_app"` is an identifier with a literal backslash, while a
+    string reading would give the wildcard `ho_app`: it is never read as either."""
+    with pytest.raises(ConfigurationError, match="double quotes") as info:
+        parse_show_grants(['GRANT SELECT ON "ho\\_app".* TO "app"@"%"'])
+    assert "ho" not in str(info.value)
+
+
+def test_no_backslash_escapes_output_keeps_escaped_underscores_literal() -> None:
+    """MariaDB prints the same text under NO_BACKSLASH_ESCAPES (names in backquotes, strings
+    escaped): `ho\\_app` stays a literal underscore, not a wildcard."""
+    grants = parse_show_grants(
+        [
+            "GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*AB' "
+            "REQUIRE SUBJECT '/CN=a\\\\b'",
+            "GRANT SELECT ON `ho\\_app`.* TO `app`@`%`",
+        ]
+    )
+    (privilege,) = grants.privileges
+    assert privilege.obj == GrantObject("", "ho\\_app", "*")
+    assert privilege.obj.sql() == "`ho\\_app`.*"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # MySQL 5.7 prints column names bare: "a, b" could be one column or two.
+        "GRANT SELECT (id, name) ON `db`.`t` TO 'app'@'%'",
+        "GRANT SELECT (`id`, name) ON `db`.`t` TO 'app'@'%'",
+        "GRANT SELECT (`id` `name`) ON `db`.`t` TO 'app'@'%'",
+        "GRANT SELECT ON db.t TO 'app'@'%'",
+        "GRANT reporting TO app@'%'",
+    ],
+)
+def test_unquoted_names_fail_closed(line: str) -> None:
+    with pytest.raises(ConfigurationError, match=r"without quotes|not understood"):
+        parse_show_grants([line])
+
+
+def test_a_grant_to_another_account_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="another account"):
+        parse_show_grants(["GRANT SELECT ON `db`.* TO `other`@`%`"], account=("app", "%"))
+    parse_show_grants(["GRANT SELECT ON `db`.* TO `app`@`%`"], account=("app", "%"))
 
 
 def test_mysql57_show_grants_with_quoted_accounts() -> None:

@@ -67,6 +67,7 @@ def test_policy_errors_name_the_variable(env: dict[str, str], message: str) -> N
 def test_connect_defaults_are_secure() -> None:
     settings = ConnectSettings.from_env({})
     assert settings.default_tls_mode is TlsMode.VERIFY_FULL
+    assert settings.min_tls_mode is TlsMode.VERIFY_FULL
     assert settings.ca_bundle is None
     assert settings.connect_timeout == 5.0
 
@@ -77,17 +78,23 @@ def test_connect_from_env(tmp_path: Path) -> None:
     settings = ConnectSettings.from_env(
         {
             s.ENV_TLS_MODE: "Verify-CA",
+            s.ENV_TLS_MIN_MODE: "require",
             s.ENV_TLS_CA_BUNDLE: str(bundle),
             s.ENV_CONNECT_TIMEOUT: "2.5",
         }
     )
-    assert settings == ConnectSettings(TlsMode.VERIFY_CA, str(bundle), 2.5)
+    assert settings == ConnectSettings(TlsMode.VERIFY_CA, str(bundle), 2.5, TlsMode.REQUIRE)
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({s.ENV_TLS_MODE: "prefer"}, "KEYTURN_TLS_MODE must be one of"),
+        ({s.ENV_TLS_MIN_MODE: "allow"}, "KEYTURN_TLS_MIN_MODE must be one of"),
+        (
+            {s.ENV_TLS_MODE: "require"},
+            "KEYTURN_TLS_MODE 'require' is weaker than KEYTURN_TLS_MIN_MODE 'verify-full'",
+        ),
         ({s.ENV_TLS_CA_BUNDLE: "/nonexistent/ca.pem"}, "KEYTURN_TLS_CA_BUNDLE names a file"),
         ({s.ENV_CONNECT_TIMEOUT: "0"}, "KEYTURN_CONNECT_TIMEOUT must be from 0.5 to 60"),
         ({s.ENV_CONNECT_TIMEOUT: "soon"}, "KEYTURN_CONNECT_TIMEOUT must be a number"),

@@ -1,4 +1,5 @@
-"""How each TLS mode becomes driver settings: nothing ever silently allows plaintext."""
+"""How each TLS mode becomes driver settings: nothing ever silently allows plaintext, and no
+secret gets less than the function's floor."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from rotation_lambdas import ConnectSettings, DatabaseSecret, TlsMode
+from rotation_lambdas import ConfigurationError, ConnectSettings, DatabaseSecret, TlsMode
 from rotation_lambdas.adapters.mysql import MySQLAdapter
 from rotation_lambdas.adapters.postgres import PostgresAdapter
 
 CA = str(Path(ssl.get_default_verify_paths().cafile or __file__))
+ANY_TLS = TlsMode.DISABLE  # a floor that lets each mode through, to test how it is applied
 
 
 def secret(engine: str, **extra: object) -> DatabaseSecret:
@@ -30,7 +32,7 @@ def secret(engine: str, **extra: object) -> DatabaseSecret:
     ],
 )
 def test_postgres_modes(mode: TlsMode, rootcert: str | None) -> None:
-    adapter = PostgresAdapter(ConnectSettings(ca_bundle=CA))
+    adapter = PostgresAdapter(ConnectSettings(ca_bundle=CA, min_tls_mode=ANY_TLS))
     kwargs = adapter.connect_kwargs(secret("postgres", sslmode=mode.value))
     assert kwargs["sslmode"] == mode.value
     assert kwargs.get("sslrootcert") == rootcert
@@ -57,7 +59,7 @@ def test_postgres_timeout_respects_libpq_minimum() -> None:
     ],
 )
 def test_mysql_modes(mode: TlsMode, check_hostname: bool, verify_mode: ssl.VerifyMode) -> None:
-    kwargs = MySQLAdapter(ConnectSettings(ca_bundle=CA)).connect_kwargs(
+    kwargs = MySQLAdapter(ConnectSettings(ca_bundle=CA, min_tls_mode=ANY_TLS)).connect_kwargs(
         secret("mysql", sslmode=mode.value)
     )
     ctx = kwargs["ssl"]
@@ -69,12 +71,57 @@ def test_mysql_modes(mode: TlsMode, check_hostname: bool, verify_mode: ssl.Verif
 
 
 def test_mysql_disable_is_explicit() -> None:
-    kwargs = MySQLAdapter(ConnectSettings()).connect_kwargs(secret("mysql", ssl=False))
+    kwargs = MySQLAdapter(ConnectSettings(min_tls_mode=ANY_TLS)).connect_kwargs(
+        secret("mysql", ssl=False)
+    )
     assert kwargs["ssl_disabled"] is True
     assert "ssl" not in kwargs
 
 
 def test_function_default_applies_when_the_secret_is_silent() -> None:
-    adapter = MySQLAdapter(ConnectSettings(default_tls_mode=TlsMode.VERIFY_CA, ca_bundle=CA))
+    adapter = MySQLAdapter(
+        ConnectSettings(default_tls_mode=TlsMode.VERIFY_CA, ca_bundle=CA, min_tls_mode=ANY_TLS)
+    )
     assert adapter.tls_mode(secret("mysql")) is TlsMode.VERIFY_CA
     assert adapter.tls_mode(secret("mysql", sslmode="verify-full")) is TlsMode.VERIFY_FULL
+
+
+@pytest.mark.parametrize("adapter_class", [PostgresAdapter, MySQLAdapter])
+@pytest.mark.parametrize(
+    ("extra", "mode"),
+    [
+        ({"sslmode": "disable"}, "disable"),
+        ({"ssl": False}, "disable"),
+        ({"ssl": "false"}, "disable"),
+        ({"sslmode": "require"}, "require"),
+        ({"sslmode": "verify-ca"}, "verify-ca"),
+    ],
+)
+def test_a_secret_cannot_go_below_the_floor(
+    adapter_class: type[PostgresAdapter] | type[MySQLAdapter], extra: dict[str, object], mode: str
+) -> None:
+    adapter = adapter_class(ConnectSettings(ca_bundle=CA))  # the default floor: verify-full
+    engine = "postgres" if adapter_class is PostgresAdapter else "mysql"
+    with pytest.raises(ConfigurationError) as info:
+        adapter.connect_kwargs(secret(engine, **extra))  # before any connection
+    assert f"asks for TLS mode '{mode}'" in str(info.value)
+    assert "KEYTURN_TLS_MIN_MODE" in str(info.value)
+
+
+def test_the_floor_is_a_floor_not_a_mode() -> None:
+    adapter = PostgresAdapter(ConnectSettings(ca_bundle=CA, min_tls_mode=TlsMode.VERIFY_CA))
+    assert adapter.connect_kwargs(secret("postgres", sslmode="verify-ca"))["sslmode"] == "verify-ca"
+    assert adapter.connect_kwargs(secret("postgres"))["sslmode"] == "verify-full"
+    with pytest.raises(ConfigurationError, match="'require'"):
+        adapter.connect_kwargs(secret("postgres", sslmode="require"))
+
+
+def test_postgres_verify_ca_needs_a_bundle() -> None:
+    settings = ConnectSettings(min_tls_mode=TlsMode.VERIFY_CA)
+    adapter = PostgresAdapter(settings)
+    with pytest.raises(ConfigurationError, match="needs a CA bundle") as info:
+        adapter.connect_kwargs(secret("postgres", sslmode="verify-ca"))
+    assert "KEYTURN_TLS_CA_BUNDLE" in str(info.value)
+    # At set-up when it is the function's own default.
+    with pytest.raises(ConfigurationError, match="the function's default TLS mode"):
+        PostgresAdapter(ConnectSettings(TlsMode.VERIFY_CA, min_tls_mode=TlsMode.VERIFY_CA))

@@ -24,9 +24,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, ProtocolError
-from .event import Step
-from .stages import AWSCURRENT, AWSPENDING, SecretMetadata
+from rotation_lambdas.errors import ConfigurationError, ProtocolError
+from rotation_lambdas.event import Step
+from rotation_lambdas.stages import AWSCURRENT, AWSPENDING, SecretMetadata
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
