@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -361,7 +362,20 @@ class RotationAwareConnector[ConnT](_ConnectorBase):
             elif reply.connection is not None:
                 self._succeeded(step, refused)
 
+    @staticmethod
+    def _proven(step: Attempt) -> bool:
+        """Past the refusal limit: wait (up to ``step.proof_wait``) for another caller to log in
+        with these credentials."""
+        deadline = time.monotonic() + step.proof_wait
+        pause = 0.005
+        while (verdict := step.verdict()) == "unknown" and time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        return verdict == "good"
+
     def _attempt(self, step: Attempt, overrides: Overrides, state: FallbackState) -> Result:
+        if step.proven_only and not self._proven(step):
+            return Result()
         lock = state.probe_lock(step.version) if step.exclusive else None
         if lock is not None:
             if not lock.acquire(timeout=step.timeout):
@@ -470,6 +484,16 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
             elif reply.connection is not None:
                 self._succeeded(step, refused)
 
+    @staticmethod
+    async def _proven(step: Attempt) -> bool:
+        """As the sync connector's, polling on the event loop."""
+        deadline = time.monotonic() + step.proof_wait
+        pause = 0.005
+        while (verdict := step.verdict()) == "unknown" and time.monotonic() < deadline:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+        return verdict == "good"
+
     async def _acquire(self, lock: threading.Lock, timeout: float) -> bool:
         """Wait for ``lock`` on the loop itself, polling: no thread is tied up while another
         caller tries those credentials, and a cancelled wait holds nothing."""
@@ -485,6 +509,8 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
         return True
 
     async def _attempt(self, step: Attempt, overrides: Overrides, state: FallbackState) -> Result:
+        if step.proven_only and not await self._proven(step):
+            return Result()
         lock = state.probe_lock(step.version) if step.exclusive else None
         if lock is not None:
             if not await self._acquire(lock, step.timeout):

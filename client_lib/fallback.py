@@ -52,7 +52,9 @@ from .credentials import Credentials
 
 AWSCURRENT, AWSPENDING, AWSPREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 _PASSES = 3  # looks at Secrets Manager per connect(), when rotations overtake the caller
-_STAGE_AGE = (AWSPREVIOUS, AWSCURRENT, AWSPENDING)  # oldest first
+# Seconds a caller past its refusal limit waits for another caller to log in with credentials
+# it may not try itself (a rotation overtook it; others are probing the new password).
+_PROOF_WAIT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +108,11 @@ class Attempt:
     exclusive: bool
     verdict: Callable[[], str]
     proven_only: bool = False
-    """Past the call's refusal limit: attempt only if the verdict is "good" (another caller has
-    just logged in with these credentials); wait for a caller trying them, skip otherwise."""
+    """Past the call's refusal limit: attempt only once the verdict is "good" (another caller
+    has logged in with these credentials since the call began); the connector polls
+    ``verdict()`` for up to ``proof_wait`` seconds without taking the probe lock, and skips if
+    no proof comes."""
+    proof_wait: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +132,7 @@ class Result:
 @dataclass
 class _Version:
     good: bool = False  # logged in here, and not refused since
+    retried: bool = False  # an outdated refusal was retried once: never again until it logs in
     refused_at: float | None = None
     logged_in_at: float | None = None  # when the last attempt that logged in began
 
@@ -196,6 +202,21 @@ class FallbackState:
             state = self._versions.get(version)
             return None if state is None else state.refused_at
 
+    def retry_once(self, version: str) -> bool:
+        """Whether an outdated refusal of ``version`` may be retried (once, until it logs in:
+        with every stage's password wrong, retries must not chase each other's refusals)."""
+        with self._lock:
+            state = self._versions.setdefault(version, _Version())
+            if state.retried:
+                return False
+            state.retried = True
+            return True
+
+    def retried(self, version: str) -> bool:
+        with self._lock:
+            state = self._versions.get(version)
+            return state is not None and state.retried
+
     def verdict(self, version: str, policy: FallbackPolicy) -> str:
         """ "good", "refused" or "unknown": what other callers found out about ``version``."""
         if self.is_good(version, policy):
@@ -227,6 +248,7 @@ class FallbackState:
                     # after: it raced the change, it does not vouch for them now.
                     return
                 state.good = True
+                state.retried = False
                 state.refused_at = None
                 state.logged_in_at = started
                 self._fallback = None if stage == AWSCURRENT else (stage, value)
@@ -303,18 +325,22 @@ def plan(
         stage: str, value: SecretValue, proven_only: bool = False, retry: bool = False
     ) -> Generator[Fetch | Attempt, Any, Any]:
         nonlocal refused, counted, confirmed, changed, first_refusal, last_refusal, last, waited
-        tried.add(value.version_id)
         began = clock()
         remaining = deadline - began
         if remaining <= 0:
             return None
 
         proven = state.is_good(value.version_id, policy)
-        known_refusal = state.refused_at(value.version_id) if retry else None
+        if retry and not proven_only and not state.retry_once(value.version_id):
+            return None
+        known_refusal = state.refused_at(value.version_id)
 
         def verdict() -> str:
             if proven_only:  # logged in by another caller during this call, or nothing
-                return "good" if state.is_good(value.version_id, policy, call_began) else "refused"
+                if state.is_good(value.version_id, policy, call_began):
+                    return "good"
+                again = state.refused_at(value.version_id) != known_refusal
+                return "refused" if again else "unknown"
             if retry and not state.is_good(value.version_id, policy):
                 # An outdated refusal is retried, unless another caller was refused again since.
                 now_refused = state.refused_at(value.version_id)
@@ -327,11 +353,15 @@ def plan(
             stage,
             value.version_id,
             remaining,
-            exclusive=proven_only or not proven,
+            exclusive=not proven_only and not proven,
             verdict=verdict,
             proven_only=proven_only,
+            # Waiting is worth it only while a rotation is moving the database under callers.
+            proof_wait=min(remaining, _PROOF_WAIT) if proven_only and changed else 0.0,
         )
         state.record(stage, value, result, began)
+        if result.connection is not None or result.refused is not None:
+            tried.add(value.version_id)  # a skipped attempt may be offered again
         if result.refused is not None:
             refused += 1
             # Credentials that had just worked, refused now: the database changed under the
@@ -347,20 +377,22 @@ def plan(
         return result.connection
 
     def usable(value: SecretValue, outdated: bool = False) -> bool:
-        if value.version_id in tried:
-            return False
-        return outdated or not state.is_refused(value.version_id, policy)
+        if outdated:  # the database moved on after this caller (or another) tried them
+            return True
+        return value.version_id not in tried and not state.is_refused(value.version_id, policy)
 
-    def outdated_refusal(stage: str, seen: Mapping[str, SecretValue]) -> bool:
-        """Whether ``stage``'s refusal predates a refusal of an older stage's version: a
-        database only moves to newer credentials, so if the older ones were refused later, it
-        had moved on in between, maybe to these (AWSPENDING probed just before setSecret)."""
-        mine = state.refused_at(seen[stage].version_id)
-        if mine is None:
+    def outdated_refusal(stage: str, seen: Mapping[str, SecretValue], at_limit: bool) -> bool:
+        """Whether AWSPENDING's refusal predates a refusal of AWSCURRENT's version: the
+        single-user setSecret ran in between (AWSPENDING was probed just before it), so the
+        database may hold AWSPENDING now. Retried once per version (see retry_once); a caller
+        past its limit only waits for the retry's outcome, so that once does not bind it."""
+        if stage != AWSPENDING or AWSCURRENT not in seen:
             return False
-        older = _STAGE_AGE[: _STAGE_AGE.index(stage)]
-        times = [state.refused_at(seen[o].version_id) for o in older if o in seen]
-        return any(t is not None and t > mine for t in times)
+        mine = state.refused_at(seen[stage].version_id)
+        if mine is None or (state.retried(seen[stage].version_id) and not at_limit):
+            return False
+        current = state.refused_at(seen[AWSCURRENT].version_id)
+        return current is not None and current > mine
 
     # 1. AWSCURRENT (as Secrets Manager had it after the database changed, when that was
     # moments ago: the cached value may be a version behind), or the fallback that logged in
@@ -411,11 +443,11 @@ def plan(
         for stage, value in candidates:
             if clock() >= deadline:
                 break
-            outdated = outdated_refusal(stage, seen)
-            if not usable(value, outdated) or (changed and stage == AWSPREVIOUS):
-                continue  # AWSPREVIOUS is older than credentials the database just dropped
             # Past the limit, only credentials another caller has just logged in with.
             at_limit = counted >= policy.max_failed_logins
+            outdated = outdated_refusal(stage, seen, at_limit)
+            if not usable(value, outdated) or (changed and stage == AWSPREVIOUS):
+                continue  # AWSPREVIOUS is older than credentials the database just dropped
             conn = yield from attempt(stage, value, proven_only=at_limit, retry=outdated)
             if conn is not None:
                 return conn
@@ -424,8 +456,7 @@ def plan(
                 since, again = again, None
                 continue
             break  # nothing was tried in this pass: Secrets Manager has nothing new
-        if counted >= policy.max_failed_logins:
-            break  # a further look would offer only what no caller has proven
+        # Past the limit, one further look still offers what other callers prove meanwhile.
         since, again = last_refusal, None
     if refused:
         why = f"{refused} refused login(s) in this call"

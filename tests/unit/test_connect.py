@@ -703,3 +703,56 @@ def test_a_failed_fetch_of_another_version_is_unavailable_not_refused() -> None:
         w.connector.connect()
     assert not isinstance(info.value, AuthenticationFailed)
     assert info.value.transient
+
+
+def test_a_caller_overtaken_by_a_rotation_waits_for_another_callers_login() -> None:
+    """Seen in the zero-failure harness: AWSCURRENT "b" (proven) is refused (a rotation
+    finished: "c" is current and "d" pending); the caller probes "d" (refused: setSecret has not
+    run yet), setSecret runs, and "c" is refused too. Past its two refusals the caller must not
+    try "d" again itself; another caller, whose "d" refusal is outdated by the later "c" one,
+    retries "d" once and logs in, and the first caller uses that proof instead of failing."""
+    w = World("b", AWSCURRENT="b")
+    w.db.seconds_per_login = 0.01
+    assert w.connector.connect() == "conn:b"
+    w.set(AWSPREVIOUS="b", AWSCURRENT="c", AWSPENDING="d")
+    w.db.password = "c"
+    other: list[object] = []
+    real_connect = w.db.connect
+
+    def connect(creds: Credentials, timeout: float, overrides: Mapping[str, Any]) -> str:
+        try:
+            return real_connect(creds, timeout, overrides)
+        finally:
+            if creds.password == "d" and w.db.password == "c":
+                w.db.password = "d"  # setSecret, just after this caller's probe of "d"
+            elif creds.password == "c" and not other:
+                helper = threading.Thread(target=lambda: other.append(w.connector.connect()))
+                other.append(helper)
+                helper.start()
+
+    w.db.connect = connect  # type: ignore[method-assign]
+    w.connector = RotationAwareConnector(w.cache, "app/db", w.db.connect, classify)
+    assert w.connector.connect() == "conn:d"
+    helper = other[0]
+    assert isinstance(helper, threading.Thread)
+    helper.join(5)
+    assert other[1:] == ["conn:d"]
+    # b, d and c refused once each (the first caller's two counted), "d" retried once.
+    assert w.db.attempts[1:] == ["b", "d", "c", "d", "d"]
+
+
+def test_a_wrong_password_at_every_stage_is_not_retried_back_and_forth() -> None:
+    """Every stage's password wrong (a failed rotation left AWSPENDING; the password changed by
+    hand): refusals at different moments must not make each version look 'outdated' in turn."""
+    w = World("changed-by-hand", AWSCURRENT="cur", AWSPENDING="stuck", AWSPREVIOUS="prev")
+    w.db.seconds_per_login = 0.01
+    for _ in range(5):
+        with pytest.raises(AuthenticationFailed):
+            w.connector.connect()
+    # Each version once (AWSPENDING is retried only when its refusal predates AWSCURRENT's, as
+    # when setSecret runs between them), then nothing until retry_refused_after.
+    assert w.db.attempts == ["cur", "stuck", "prev"]
+    for _ in range(20):
+        with pytest.raises(AuthenticationFailed):
+            w.connector.connect()
+    assert len(w.db.attempts) == 3
