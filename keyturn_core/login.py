@@ -21,10 +21,9 @@ The drivers are imported only when an error of theirs is classified.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import ssl
-
-from .pg_messages import MESSAGES
 
 _TLS_WORDS = ("ssl", "certificate", "tls")
 
@@ -107,10 +106,15 @@ def _pattern(message: str) -> str:
     )
 
 
-_PG_MESSAGES = [
-    (re.compile("|".join(_pattern(m) for m in messages)), _PG_KINDS[kind])
-    for kind, messages in MESSAGES.items()
-]
+@functools.cache
+def _pg_messages() -> list[tuple[re.Pattern[str], LoginFailure]]:
+    """Compiled on the first failed login, not at import: a function's cold start skips it."""
+    from .pg_messages import MESSAGES
+
+    return [
+        (re.compile("|".join(_pattern(m) for m in messages)), _PG_KINDS[kind])
+        for kind, messages in MESSAGES.items()
+    ]
 
 
 _MAX_MESSAGE = 4000  # a login failure message is short; a hostile server's need not be
@@ -119,7 +123,7 @@ _MAX_MESSAGE = 4000  # a login failure message is short; a hostile server's need
 def postgres_message_failure(text: str) -> LoginFailure | None:
     """What a PostgreSQL login failure message means, in any language the server ships."""
     text = text[:_MAX_MESSAGE]
-    for pattern, failure in _PG_MESSAGES:
+    for pattern, failure in _pg_messages():
         if pattern.search(text):
             return failure
     return None

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from .adapters.base import DatabaseAdapter
+from .build_target import check_build_target
 from .engine import RotationEngine
 from .errors import ConfigurationError
 from .secret import EngineFamily
@@ -40,6 +42,10 @@ def make_adapter(family: EngineFamily, settings: ConnectSettings) -> DatabaseAda
 
     return MySQLAdapter(settings)
 
+
+# Loaded on another architecture or Python than it was built for, the artifact says so here,
+# at the function's init, rather than failing later on a compiled driver.
+check_build_target(Path(__file__).resolve().parents[1])
 
 SINGLE_USER = "single_user"
 ALTERNATING_USERS = "alternating_users"

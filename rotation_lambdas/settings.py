@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
@@ -124,15 +125,34 @@ class ConnectSettings:
         env = os.environ if env is None else env
         mode = _tls_mode(env, ENV_TLS_MODE, DEFAULT_TLS_MODE)
         floor = _tls_mode(env, ENV_TLS_MIN_MODE, DEFAULT_TLS_MIN_MODE)
-        ca_bundle = env.get(ENV_TLS_CA_BUNDLE) or None
-        if ca_bundle is not None and not os.path.isfile(ca_bundle):
-            raise ConfigurationError(f"{ENV_TLS_CA_BUNDLE} names a file that does not exist")
+        ca_bundle = resolve_ca_bundle(env.get(ENV_TLS_CA_BUNDLE, ""))
         timeout = _float(env, ENV_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT)
         if not 0.5 <= timeout <= 60:
             raise ConfigurationError(f"{ENV_CONNECT_TIMEOUT} must be from 0.5 to 60 seconds")
         return cls(
             default_tls_mode=mode, ca_bundle=ca_bundle, connect_timeout=timeout, min_tls_mode=floor
         )
+
+
+# Where the build puts AWS's RDS CA bundle inside each artifact (see sam/build/Makefile).
+ARTIFACT_ROOT = Path(__file__).resolve().parents[1]
+SYSTEM_TRUST_STORE = "system"
+
+
+def resolve_ca_bundle(value: str) -> str | None:
+    """``KEYTURN_TLS_CA_BUNDLE``: empty or "system" for the runtime's trust store, a relative path
+    inside the artifact (the default template value, the RDS bundle the build bundles), or an
+    absolute path (a layer's file under /opt)."""
+    value = value.strip()
+    if not value or value == SYSTEM_TRUST_STORE:
+        return None
+    path = Path(value) if os.path.isabs(value) else ARTIFACT_ROOT / value
+    if not path.is_file():
+        raise ConfigurationError(
+            f"{ENV_TLS_CA_BUNDLE} names {path}, which does not exist (set it to a PEM file, or "
+            f"'{SYSTEM_TRUST_STORE}' for the runtime's trust store)"
+        )
+    return str(path)
 
 
 def _tls_mode(env: Mapping[str, str], name: str, default: TlsMode) -> TlsMode:

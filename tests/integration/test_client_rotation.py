@@ -56,7 +56,7 @@ ROTATIONS = 10
 # Seconds between rotations: far shorter than production's (hours), long enough that one
 # connect() is not overtaken by several rotations (each would cost it a refused login, and it
 # gives up after FallbackPolicy.max_failed_logins of them to protect lockout policies).
-ROTATION_GAP = 0.3
+ROTATION_GAP = 1.0
 BASELINE: list[str] = []  # printed by tests/conftest.py's terminal summary
 STRATEGIES = [SINGLE_USER, ALTERNATING_USERS]
 # "postgres-de": PostgreSQL answering in German (lc_messages = de_DE.UTF-8).

@@ -26,12 +26,19 @@ def sam_env() -> dict[str, str]:
     return env
 
 
-def sam_build(arch: str, out: Path) -> Path:
-    """``scripts/sam-build ARCH --build-dir OUT``; fails the test with SAM's output if it fails."""
+def sam_build(arch: str, out: Path, **env: str) -> Path:
+    """``scripts/sam-build ARCH --build-dir OUT``; fails the test with SAM's output if it fails.
+
+    Offline (loopback only): the RDS CA bundle step is given a test CA, as an offline build
+    would be given a local copy of AWS's bundle."""
+    from keyturn_local.certs import make_ca
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ca, _, _ = make_ca(out.parent, "stand-in-rds-ca")
     result = subprocess.run(
         [str(ROOT / "scripts" / "sam-build"), arch, "--build-dir", str(out)],
         cwd=ROOT,
-        env=sam_env(),
+        env=sam_env() | {"KEYTURN_RDS_CA_BUNDLE": str(ca)} | env,
         capture_output=True,
         text=True,
         timeout=600,

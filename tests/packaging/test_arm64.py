@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,18 @@ def test_x86_64_artifacts_hold_only_x86_64_binaries(build_dir: Path, function: s
     assert set(found.values()) <= {EM_X86_64}
     if "Postgres" in function:
         assert any("libpq" in name for name in found)
+
+
+def test_an_arm64_build_deploys_as_arm64(arm64_build: Path) -> None:
+    """A plain `sam deploy` takes the built template's defaults: they are what was built."""
+    from cfnlint.decode import decode_str
+
+    template, matches = decode_str((arm64_build / "template.yaml").read_text())
+    assert not matches
+    parameters = template["Parameters"]
+    assert parameters["Architecture"]["Default"] == "arm64"
+    assert parameters["Architecture"]["AllowedValues"] == ["arm64"]
+    assert parameters["Runtime"]["Default"] == "python3.12"
+    for function in FUNCTIONS:
+        recorded = json.loads((arm64_build / function / "keyturn_build.json").read_text())
+        assert recorded == {"architecture": "arm64", "python": "3.12"}

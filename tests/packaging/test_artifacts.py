@@ -36,7 +36,48 @@ def test_each_artifact_holds_only_what_its_function_needs(build_dir: Path, funct
     assert {"rotation_lambdas", "boto3", "botocore", "aws_lambda_powertools", driver} <= top
     assert other not in top
     assert not top & FORBIDDEN
-    assert not list((build_dir / function).rglob("__pycache__/*keyturn*"))
+    assert "driver.py" not in {
+        p.name for p in (build_dir / function / "rotation_lambdas").iterdir()
+    }
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_each_artifact_carries_unchecked_bytecode_for_its_python(
+    build_dir: Path, function: str
+) -> None:
+    """Lambda's /var/task is read-only: without bytecode every cold start compiles from source.
+    Every module has a pyc for the target (3.12) that is used without looking at the source."""
+    artifact = build_dir / function
+    sources = [p for p in artifact.rglob("*.py") if "/tests/" not in str(p)]
+    assert len(sources) > 500
+    missing = []
+    for source in sources:
+        pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        if not pyc.is_file():
+            missing.append(str(source.relative_to(artifact)))
+            continue
+        flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+        assert flags == 0b01, f"{pyc}: flags {flags:#b} (want hash-based, unchecked)"
+    assert missing == []
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_each_artifact_trusts_the_bundled_rds_cas_by_default(
+    build_dir: Path, function: str, translated: dict[str, Any]
+) -> None:
+    default = translated["Parameters"]["TlsCaBundle"]["Default"]
+    bundle = build_dir / function / default
+    assert bundle.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    code = (
+        f"import sys; sys.path.insert(0, {str(build_dir / function)!r});"
+        "from rotation_lambdas.settings import ConnectSettings;"
+        f"print(ConnectSettings.from_env({{'KEYTURN_TLS_CA_BUNDLE': {default!r}}}).ca_bundle)"
+    )
+    result = subprocess.run(
+        [PYTHON, "-I", "-S", "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == str(bundle)
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))

@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from keyturn_local.servers import MOTO_CONFIG
 
-from .conftest import FUNCTIONS
+from .conftest import FUNCTIONS, ROOT
 
 
 @pytest.fixture
@@ -48,7 +48,9 @@ def optional_resources() -> dict[str, str]:
         "SubnetIds": ",".join(subnets),
         "SecurityGroupIds": group,
         "KmsKeyArn": key,
-        "SuperuserSecretArn": superuser,
+        "SuperuserSecretArns": superuser,
+        "SuperuserSecretsByTag": "true",
+        "LogRetentionDays": "7",
         "SuperuserKmsKeyArn": superuser_key,
         "AlarmTopicArn": topic,
     }
@@ -104,8 +106,15 @@ def test_default_stack_is_created(translated: dict[str, Any]) -> None:
     for function in FUNCTIONS:
         actions = role_actions(stack, function)
         assert not any(a.startswith(("kms:", "ec2:")) for a in actions)
-        assert len(actions) == 5
+        assert len(actions) == 7  # 4 rotation, GetRandomPassword, 2 for its own log group
+        assert {"logs:CreateLogStream", "logs:PutLogEvents"} <= actions
         assert "secretsmanager:GetSecretValue" in actions
+    groups = boto3.client("logs").describe_log_groups()["logGroups"]
+    assert sorted(g["logGroupName"] for g in groups) == sorted(
+        f"/aws/lambda/keyturn-{name}"
+        for name in ("pg-single", "mysql-single", "pg-alternating", "mysql-alternating")
+    )
+    assert {g.get("retentionInDays") for g in groups} == {30}
 
 
 @pytest.mark.usefixtures("aws")
@@ -121,7 +130,8 @@ def test_stack_with_every_option_is_created(translated: dict[str, Any]) -> None:
         assert config["Runtime"] == "python3.13"  # moto does not keep Architectures
         assert config["VpcConfig"]["SubnetIds"]
         env = config["Environment"]["Variables"]
-        assert env["KEYTURN_SUPERUSER_SECRET_ARN"] == parameters["SuperuserSecretArn"]
+        assert env["KEYTURN_SUPERUSER_SECRET_ARN"] == parameters["SuperuserSecretArns"]
+        assert env["KEYTURN_TLS_CA_BUNDLE"] == "rds-ca/global-bundle.pem"
     for name in FUNCTIONS:
         actions = role_actions(stack, name)
         assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions
@@ -131,3 +141,50 @@ def test_stack_with_every_option_is_created(translated: dict[str, Any]) -> None:
     assert pattern["detail"]["eventName"] == ["RotationFailed", "RotationAbandoned"]
     targets = boto3.client("events").list_targets_by_rule(Rule=rules[0]["Name"])["Targets"]
     assert [t["Arn"] for t in targets] == [parameters["AlarmTopicArn"]]
+
+
+@pytest.mark.parametrize(
+    ("engine", "port", "given"),
+    [("mysql", 3306, "0"), ("aurora-postgresql", 5432, "0"), ("mariadb", 3307, "3307")],
+)
+def test_the_example_stack_stores_the_operators_password_and_the_engines_port(
+    engine: str, port: int, given: str
+) -> None:
+    """The secret the example stack writes, evaluated as CloudFormation would (moto's
+    CloudFormation does not model AWS::SecretsManager::Secret): valid JSON that the functions'
+    parser accepts, with the password the operator gave and the engine's default port."""
+    import re
+
+    from cfnlint.decode import decode_str
+
+    from keyturn_core.secret import DatabaseSecret
+
+    template, matches = decode_str((ROOT / "sam" / "example-stack.yaml").read_text())
+    assert not matches
+    assert template["Parameters"]["Password"]["NoEcho"] is True
+    parameters = {
+        "Engine": engine,
+        "Host": "db.example.internal",
+        "Port": given,
+        "Username": "app",
+        "Password": "the-password-set-by-hand",
+    }
+    assert re.fullmatch(template["Parameters"]["Password"]["AllowedPattern"], "pa$$w0rd-ok")
+    assert not re.fullmatch(template["Parameters"]["Password"]["AllowedPattern"], 'a"b')
+    text, variables = template["Resources"]["DatabaseSecret"]["Properties"]["SecretString"][
+        "Fn::Sub"
+    ]
+    condition = template["Conditions"]["EngineDefaultPort"]["Fn::Equals"]
+    assert condition == [{"Ref": "Port"}, 0]
+    chosen = variables["ThePort"]["Fn::If"][1 if given == "0" else 2]
+    if given == "0":
+        mapping, key, name = chosen["Fn::FindInMap"]
+        assert key == {"Ref": "Engine"}
+        values = parameters | {"ThePort": str(template["Mappings"][mapping][engine][name])}
+    else:
+        assert chosen == {"Ref": "Port"}
+        values = parameters | {"ThePort": given}
+    rendered = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
+    secret = DatabaseSecret.parse(rendered)
+    assert (secret.port, secret.username, secret.password) == (port, "app", parameters["Password"])
+    assert secret.host == "db.example.internal"

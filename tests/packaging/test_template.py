@@ -14,7 +14,12 @@ ACCOUNT_SET = {
     "SubnetIds": "subnet-0a1b2c3d,subnet-4e5f6a7b",
     "SecurityGroupIds": "sg-0123456789abcdef0",
     "KmsKeyArn": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-    "SuperuserSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:su-AbCdEf",
+    "SuperuserSecretArns": (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:su-AbCdEf,"
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/su-??????"
+    ),
+    "SuperuserSecretsByTag": "true",
+    "Layers": "arn:aws:lambda:us-east-1:123456789012:layer:my-ca:3",
     "SuperuserKmsKeyArn": (
         "arn:aws:kms:us-east-1:123456789012:key/9999abcd-12ab-34cd-56ef-1234567890ab"
     ),
@@ -47,11 +52,8 @@ def test_sam_validate_lint_is_clean() -> None:
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
-BASIC = {
-    "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-}
-VPC = {
-    "Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+ACCOUNT_SECRETS = {
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"
 }
 
 
@@ -83,9 +85,8 @@ def test_no_statement_grants_every_action(
             for action in actions(statement):
                 assert action != "*", role
                 assert not action.endswith(":*"), f"{role}: {action}"
-        # Only AWS's logging policy, and its VPC policy when there is a VPC, are attached by ARN.
-        expected = [BASIC] + ([VPC] if overrides else [])
-        assert managed(resources, role) == expected
+        # No managed policy: AWS's basic and VPC policies allow logs:* on every log group.
+        assert managed(resources, role) == []
 
 
 def test_secret_access_is_limited_to_secrets_naming_the_function(
@@ -103,8 +104,12 @@ def test_secret_access_is_limited_to_secrets_naming_the_function(
         ]
         name = resources[function]["Properties"]["FunctionName"]["Fn::Sub"]
         assert condition["Fn::Sub"].endswith(f":function:{name}")
+        assert rotation[0]["Resource"] == ACCOUNT_SECRETS  # this account's, this region's
         others = [s for s in statements(resources, role) if s is not rotation[0]]
-        assert [actions(s) for s in others] == [["secretsmanager:GetRandomPassword"]]
+        assert [actions(s) for s in others] == [
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            ["secretsmanager:GetRandomPassword"],
+        ]
 
 
 def test_invoke_permissions_carry_the_source_account(translated: dict[str, Any]) -> None:
@@ -123,21 +128,26 @@ def test_vpc_kms_superuser_and_alerting_only_when_set(translated: dict[str, Any]
         role = f"{function}Role"
         plain_actions = {a for s in statements(plain, role) for a in actions(s)}
         full_actions = {a for s in statements(full, role) for a in actions(s)}
-        assert not any(
-            a.startswith(("ec2:", "kms:"))
-            for a in plain_actions | full_actions - {"kms:Decrypt", "kms:GenerateDataKey"}
-        )
+        assert not any(a.startswith(("ec2:", "kms:")) for a in plain_actions)
         assert {"kms:Decrypt", "kms:GenerateDataKey"} <= full_actions
-        assert VPC not in managed(plain, role)
-        assert VPC in managed(full, role)
+        assert "ec2:CreateNetworkInterface" in full_actions
         assert "VpcConfig" not in plain[function]["Properties"]
         assert "VpcConfig" in full[function]["Properties"]
-        superuser = [s for s in statements(full, role) if s.get("Sid") == "ReadTheSuperuserSecret"]
+        assert "Layers" not in plain[function]["Properties"]
+        assert full[function]["Properties"]["Layers"] == {"Ref": "Layers"}
+        by_sid = {s.get("Sid"): s for s in statements(full, role)}
         if "Alternating" in function:
-            assert [s["Resource"] for s in superuser] == [{"Ref": "SuperuserSecretArn"}]
+            assert by_sid["ReadTheSuperuserSecret"]["Resource"] == {"Ref": "SuperuserSecretArns"}
+            tagged = by_sid["ReadSuperuserSecretsByTag"]
+            assert tagged["Resource"] == ACCOUNT_SECRETS
+            assert tagged["Condition"] == {
+                "StringEquals": {"aws:ResourceTag/KeyturnSuperuser": "true"}
+            }
         else:
-            assert superuser == []
-        assert not [s for s in statements(plain, role) if s.get("Sid") == "ReadTheSuperuserSecret"]
+            assert "ReadTheSuperuserSecret" not in by_sid
+            assert "ReadSuperuserSecretsByTag" not in by_sid
+        plain_sids = {s.get("Sid") for s in statements(plain, role)}
+        assert not plain_sids & {"ReadTheSuperuserSecret", "ReadSuperuserSecretsByTag"}
     for kms in (
         s
         for s in statements(full, "PostgresSingleUserFunctionRole")
@@ -166,3 +176,93 @@ def test_the_example_stack_is_lint_clean() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_function_logs_to_its_own_group_with_retention(translated: dict[str, Any]) -> None:
+    resources = render(translated, {})["Resources"]
+    groups = {n: r for n, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert len(groups) == 4
+    for function in FUNCTIONS:
+        group = function.removesuffix("Function") + "LogGroup"
+        properties = groups[group]["Properties"]
+        assert properties["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        name = resources[function]["Properties"]["FunctionName"]["Fn::Sub"]
+        assert properties["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/{name}"}
+        assert resources[function]["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": group}}
+        logs = [
+            s for s in statements(resources, f"{function}Role") if s.get("Sid") == "WriteOwnLogs"
+        ]
+        assert [s["Resource"] for s in logs] == [{"Fn::GetAtt": [group, "Arn"]}]
+
+
+PARAMETER_CASES = [
+    (
+        "SecretsManagerEndpoint",
+        "https://vpce-0123-abcd.secretsmanager.us-east-1.vpce.amazonaws.com",
+        True,
+    ),
+    ("SecretsManagerEndpoint", "https://localhost:4566/", True),
+    ("SecretsManagerEndpoint", "vpce-0123-abcd.secretsmanager.us-east-1.vpce.amazonaws.com", False),
+    ("SecretsManagerEndpoint", "http://secretsmanager.example", False),
+    ("SuperuserSecretArns", "arn:aws:secretsmanager:us-east-1:123456789012:secret:su-AbCdEf", True),
+    (
+        "SuperuserSecretArns",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:a/b-??????",
+        True,
+    ),
+    ("SuperuserSecretArns", "arn:aws:secretsmanager:us-east-1:123456789012:secret:su", False),
+    ("SuperuserSecretArns", "arn:aws:secretsmanager:us-east-1:123456789012:secret:su-AbC", False),
+    ("SuperuserSecretArns", "arn:aws:secretsmanager:us-east-1:123456789012:secret:su-*", False),
+    ("Layers", "arn:aws:lambda:eu-west-1:123456789012:layer:ca-bundle:12", True),
+    ("Layers", "arn:aws:lambda:eu-west-1:123456789012:layer:ca-bundle", False),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "valid"), PARAMETER_CASES)
+def test_parameters_refuse_values_that_would_fail_later(name: str, value: str, valid: bool) -> None:
+    """CloudFormation applies AllowedPattern to each element of a list: checked the same way."""
+    import re
+
+    from cfnlint.decode import decode_str
+
+    template, _ = decode_str((ROOT / "template.yaml").read_text())
+    pattern = template["Parameters"][name]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is valid
+    assert re.fullmatch(pattern, "")  # every one of them may be left empty
+
+
+SAR_AUTHOR = r"^[a-z0-9](([a-z0-9]|-(?!-))*[a-z0-9])?$"
+SAR_NAME = r"[a-zA-Z0-9\-]+"
+SAR_LABEL = r"^[a-zA-Z0-9+\-_:\/@]+$"
+
+
+def test_the_serverless_application_repository_metadata_follows_its_rules() -> None:
+    """SAR's documented constraints (AWS SAM developer guide, Metadata section properties)."""
+    import re
+    import tomllib
+
+    from cfnlint.decode import decode_str
+
+    template, _ = decode_str((ROOT / "template.yaml").read_text())
+    sar = template["Metadata"]["AWS::ServerlessRepo::Application"]
+    assert re.fullmatch(SAR_NAME, sar["Name"])
+    assert 1 <= len(sar["Name"]) <= 140
+    assert 1 <= len(sar["Description"]) <= 256
+    assert re.fullmatch(SAR_AUTHOR, sar["Author"])
+    assert len(sar["Author"]) <= 127
+    assert len(sar["Labels"]) <= 10
+    for label in sar["Labels"]:
+        assert re.fullmatch(SAR_LABEL, label)
+        assert len(label) <= 127
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert sar["SemanticVersion"] == pyproject["version"]
+    assert re.fullmatch(
+        r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)", sar["SemanticVersion"]
+    )
+    assert sar["SpdxLicenseId"] == pyproject["license"]["text"] == "Apache-2.0"
+    license_text = (ROOT / sar["LicenseUrl"]).read_text()
+    assert "Apache License" in license_text
+    assert "Version 2.0" in license_text
+    assert (ROOT / sar["ReadmeUrl"]).stat().st_size < 5 * 2**20  # SAR's 5 MB limit
+    assert sar["SourceCodeUrl"] == pyproject["urls"]["Source"]
+    assert sar["SourceCodeUrl"].startswith("https://")
