@@ -28,7 +28,7 @@ from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, make_adapt
 from rotation_lambdas.log import get_logger
 from rotation_lambdas.secret import TlsMode
 from rotation_lambdas.settings import ConnectSettings
-from rotation_lambdas.stages import AWSCURRENT
+from rotation_lambdas.stages import AWSCURRENT, unfinished_rotation
 from rotation_lambdas.strategies.alternating_users import (
     SUPERUSER_KEY,
     AlternatingUsersStrategy,
@@ -159,8 +159,8 @@ class Preflight:
             self.add("secret", FAIL, "the secret has no AWSCURRENT value (or it is binary)")
             return None
         self.arn = metadata.arn or self.secret_id
-        pending = metadata.version_with("AWSPENDING")
-        if pending is not None and pending != metadata.version_with(AWSCURRENT):
+        pending = unfinished_rotation(metadata.versions)
+        if pending is not None:
             self.add(
                 "secret",
                 WARN,

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rotation_lambdas.stages import unfinished_rotation
+
 OK, STUCK, OVERDUE, OFF = "ok", "STUCK", "OVERDUE", "off"
 
 
@@ -30,8 +32,7 @@ class SecretStatus:
 def assess(entry: dict[str, Any], now: datetime) -> SecretStatus:
     """One ListSecrets entry's health (pure: unit-tested)."""
     versions: dict[str, list[str]] = entry.get("SecretVersionsToStages") or {}
-    current = next((v for v, s in versions.items() if "AWSCURRENT" in s), None)
-    pending = next((v for v, s in versions.items() if "AWSPENDING" in s), None)
+    pending = unfinished_rotation(versions)
     enabled = bool(entry.get("RotationEnabled"))
     last = _utc(entry.get("LastRotatedDate"))
     next_at = _utc(entry.get("NextRotationDate"))
@@ -39,7 +40,7 @@ def assess(entry: dict[str, Any], now: datetime) -> SecretStatus:
     if next_at is None and enabled and days:
         base = last or _utc(entry.get("CreatedDate"))
         next_at = base + timedelta(days=int(days)) if base else None
-    if pending is not None and pending != current:
+    if pending is not None:
         state = STUCK
         detail = (
             f"AWSPENDING is on version {pending}, not AWSCURRENT: the last rotation did not finish"

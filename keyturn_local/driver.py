@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from rotation_lambdas.errors import ConfigurationError, ProtocolError
 from rotation_lambdas.event import Step
-from rotation_lambdas.stages import AWSCURRENT, AWSPENDING, SecretMetadata
+from rotation_lambdas.stages import AWSCURRENT, AWSPENDING, SecretMetadata, unfinished_rotation
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
@@ -157,10 +157,7 @@ def clear_pending_label(client: SecretsManagerClient, secret_id: str, token: str
 
 
 def _pending_not_current(metadata: SecretMetadata) -> str | None:
-    for version_id, stages in metadata.versions.items():
-        if AWSPENDING in stages and AWSCURRENT not in stages:
-            return version_id
-    return None
+    return unfinished_rotation(metadata.versions)
 
 
 def _versions(client: SecretsManagerClient, secret_id: str) -> dict[str, list[str]]:

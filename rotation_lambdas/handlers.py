@@ -23,7 +23,7 @@ from .secret import EngineFamily
 from .secrets_store import SecretsStore
 from .settings import ENV_SUPERUSER_SECRET_ARN, ConnectSettings, PasswordPolicy
 from .strategies.alternating_users import AlternatingUsersStrategy
-from .strategies.base import Strategy
+from .strategies.base import Strategy, StrategyName
 from .strategies.single_user import SingleUserStrategy
 
 if TYPE_CHECKING:
@@ -47,9 +47,9 @@ def make_adapter(family: EngineFamily, settings: ConnectSettings) -> DatabaseAda
 # at the function's init, rather than failing later on a compiled driver.
 check_build_target(Path(__file__).resolve().parents[1])
 
-SINGLE_USER = "single_user"
-ALTERNATING_USERS = "alternating_users"
-STRATEGIES = (SINGLE_USER, ALTERNATING_USERS)
+SINGLE_USER = StrategyName.SINGLE_USER
+ALTERNATING_USERS = StrategyName.ALTERNATING_USERS
+STRATEGIES = tuple(StrategyName)
 
 
 def build_engine(

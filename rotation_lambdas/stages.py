@@ -39,6 +39,16 @@ class SecretMetadata:
         return None
 
 
+def unfinished_rotation(versions: Mapping[str, Sequence[str]]) -> str | None:
+    """The version a rotation in progress (or stuck) left AWSPENDING on: one that is not also
+    AWSCURRENT. AWS counts both "AWSPENDING on AWSCURRENT" and "no AWSPENDING" as finished. The
+    one test used by the local driver, ``keyturn preflight`` and ``keyturn status``."""
+    for version_id, stages in versions.items():
+        if AWSPENDING in stages and AWSCURRENT not in stages:
+            return version_id
+    return None
+
+
 class Decision(enum.Enum):
     """What a step should do, given the token's stages."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .alternating_users import AlternatingUsersStrategy, ParityError
-from .base import StepContext, Strategy
+from .base import StepContext, Strategy, StrategyName
 from .single_user import SingleUserStrategy
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "SingleUserStrategy",
     "StepContext",
     "Strategy",
+    "StrategyName",
 ]

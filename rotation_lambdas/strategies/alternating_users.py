@@ -36,7 +36,7 @@ from ..adapters.base import DatabaseAdapter, ServerMarker, UserAdministration
 from ..errors import AuthenticationError, ConfigurationError, PrivilegeError
 from ..secret import DatabaseSecret, EngineFamily
 from ..stages import AWSCURRENT, AWSPENDING, AWSPREVIOUS
-from .base import StepContext, Strategy
+from .base import StepContext, Strategy, StrategyName
 
 CLONE_SUFFIX = "_clone"
 SUPERUSER_KEY = "masterarn"
@@ -84,7 +84,7 @@ def check_username_length(family: EngineFamily, username: str) -> None:
 class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
     """Rotate the other user of a base/clone pair, logged in as a superuser."""
 
-    name = "alternating-users"
+    name = StrategyName.ALTERNATING_USERS
 
     def __init__(
         self, adapter: DatabaseAdapter[ConnT], default_superuser_arn: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,13 @@ from aws_lambda_powertools import Logger
 from ..adapters.base import DatabaseAdapter
 from ..errors import AuthenticationError, ConfigurationError
 from ..secret import DatabaseSecret
+
+
+class StrategyName(enum.StrEnum):
+    """The one vocabulary for strategies: handler names, the CLI's --strategy, logs, metrics."""
+
+    SINGLE_USER = "single_user"
+    ALTERNATING_USERS = "alternating_users"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +38,7 @@ class StepContext:
 class Strategy[ConnT](abc.ABC):
     """One way of rotating: the engine owns the protocol, the strategy the database work."""
 
-    name: str
+    name: StrategyName
 
     def __init__(self, adapter: DatabaseAdapter[ConnT]) -> None:
         self.adapter = adapter

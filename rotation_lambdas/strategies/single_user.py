@@ -10,13 +10,13 @@ from __future__ import annotations
 from ..errors import AuthenticationError
 from ..secret import DatabaseSecret
 from ..stages import AWSCURRENT, AWSPREVIOUS
-from .base import StepContext, Strategy
+from .base import StepContext, Strategy, StrategyName
 
 
 class SingleUserStrategy[ConnT](Strategy[ConnT]):
     """Rotate a user's password by logging in as that user."""
 
-    name = "single-user"
+    name = StrategyName.SINGLE_USER
 
     def pending_secret(self, current: DatabaseSecret, new_password: str) -> DatabaseSecret:
         return current.with_credentials(password=new_password)

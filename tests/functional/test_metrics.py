@@ -41,7 +41,7 @@ def test_every_step_records_success_and_duration(
         assert set(directive["Dimensions"][0]) >= {"Engine", "Strategy", "Step"}
         names = {m["Name"]: m["Unit"] for m in directive["Metrics"]}
         assert names == {"StepSucceeded": "Count", "StepDuration": "Milliseconds"}
-        assert (record["Engine"], record["Strategy"]) == ("postgresql", "single-user")
+        assert (record["Engine"], record["Strategy"]) == ("postgresql", "single_user")
         assert record["StepSucceeded"] == [1.0]
         assert record["StepDuration"][0] >= 0
 

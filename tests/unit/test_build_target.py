@@ -130,3 +130,24 @@ def test_the_rds_bundle_step_refuses_a_file_without_ca_certificates(
     with pytest.raises(ValueError, match="no PEM certificate"):
         step.fetch(tmp_path / "out" / "bundle.pem")
     assert not (tmp_path / "out" / "bundle.pem").exists()
+
+
+def test_one_definition_of_a_rotation_that_did_not_finish() -> None:
+    """Used by the local driver, keyturn preflight and keyturn status alike."""
+    from datetime import UTC, datetime
+
+    from keyturn_cli.status import STUCK, assess
+    from rotation_lambdas.stages import unfinished_rotation
+    from rotation_lambdas.strategies import StrategyName
+
+    cases = {
+        "finished, label left on AWSCURRENT": ({"v1": ["AWSCURRENT", "AWSPENDING"]}, None),
+        "finished, label removed": ({"v1": ["AWSCURRENT"], "v0": ["AWSPREVIOUS"]}, None),
+        "in progress or stuck": ({"v1": ["AWSCURRENT"], "v2": ["AWSPENDING"]}, "v2"),
+    }
+    now = datetime(2026, 11, 23, tzinfo=UTC)
+    for name, (versions, expected) in cases.items():
+        assert unfinished_rotation(versions) == expected, name
+        status = assess({"Name": "s", "ARN": "arn", "SecretVersionsToStages": versions}, now)
+        assert (status.state == STUCK) is (expected is not None), name
+    assert [str(s) for s in StrategyName] == ["single_user", "alternating_users"]
