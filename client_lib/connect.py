@@ -275,9 +275,13 @@ class _ConnectorBase:
             # Refused in no known language and nothing else logged in: not known to be the
             # credentials, so the driver's own error, as it was.
             return exc.last
-        if fetch_error is not None:
+        if exc.busy:
+            # Nothing was refused: other callers held the credentials' probe until the budget
+            # ran out (a slow or unreachable server). Transient, not an authentication failure.
+            error: BaseException = self.errors.secret_unavailable(str(exc), transient=True)
+        elif fetch_error is not None:
             # What else Secrets Manager holds is unknown: not "refused", unavailable.
-            error: BaseException = self.errors.secret_unavailable(
+            error = self.errors.secret_unavailable(
                 f"no stored version of secret '{self.secret_id}' logged in, and Secrets Manager "
                 f"could not be asked for others: {fetch_error}",
                 transient=fetch_error.transient,
@@ -374,6 +378,7 @@ class RotationAwareConnector[ConnT](_ConnectorBase):
         return verdict == "good"
 
     def _attempt(self, step: Attempt, overrides: Overrides, state: FallbackState) -> Result:
+        began = time.monotonic()
         if step.proven_only and not self._proven(step):
             return Result()
         lock = state.probe_lock(step.version) if step.exclusive else None
@@ -386,9 +391,13 @@ class RotationAwareConnector[ConnT](_ConnectorBase):
                 lock = None
                 if verdict == "refused":
                     return Result()
+        # What waiting for other callers used comes off this attempt's share of the budget.
+        timeout = step.timeout - (time.monotonic() - began)
         try:
+            if timeout <= 0:
+                return Result()
             try:
-                return Result(connection=self._connect(step.credentials, step.timeout, overrides))
+                return Result(connection=self._connect(step.credentials, timeout, overrides))
             except Exception as exc:  # noqa: BLE001 - classified: a refusal, or raised as it is
                 return self._outcome(step, exc)
         finally:
@@ -509,6 +518,7 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
         return True
 
     async def _attempt(self, step: Attempt, overrides: Overrides, state: FallbackState) -> Result:
+        began = time.monotonic()
         if step.proven_only and not await self._proven(step):
             return Result()
         lock = state.probe_lock(step.version) if step.exclusive else None
@@ -521,9 +531,12 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
                 lock = None
                 if verdict == "refused":
                     return Result()
+        timeout = step.timeout - (time.monotonic() - began)
         try:
+            if timeout <= 0:
+                return Result()
             try:
-                conn = await self._connect(step.credentials, step.timeout, overrides)
+                conn = await self._connect(step.credentials, timeout, overrides)
             except Exception as exc:  # noqa: BLE001 - classified: a refusal, or raised as it is
                 return self._outcome(step, exc)
             return Result(connection=conn)

@@ -141,10 +141,13 @@ class OutOfAttempts(Exception):
     """No stored version logged in: the connector raises its driver's AuthenticationFailed (or,
     when no refusal was confirmed, the driver's own last error)."""
 
-    def __init__(self, message: str, last: BaseException | None, confirmed: bool) -> None:
+    def __init__(
+        self, message: str, last: BaseException | None, confirmed: bool, busy: bool = False
+    ) -> None:
         super().__init__(message)
         self.last = last
         self.confirmed = confirmed
+        self.busy = busy  # nothing refused: the budget ran out waiting for other callers
 
 
 class FallbackState:
@@ -469,6 +472,7 @@ def plan(
         f"after {policy.retry_refused_after:g} s or when its stage points at another version)",
         last,
         confirmed=confirmed > 0 or not refused,
+        busy=not refused and waited > 0,
     )
 
 

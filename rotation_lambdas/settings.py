@@ -140,19 +140,22 @@ SYSTEM_TRUST_STORE = "system"
 
 
 def resolve_ca_bundle(value: str) -> str | None:
-    """``KEYTURN_TLS_CA_BUNDLE``: empty or "system" for the runtime's trust store, a relative path
-    inside the artifact (the default template value, the RDS bundle the build bundles), or an
-    absolute path (a layer's file under /opt)."""
+    """``KEYTURN_TLS_CA_BUNDLE``: empty or "system" for the runtime's trust store, an absolute
+    path (a layer's file under /opt), or a relative one: from the working directory (Lambda's is
+    the artifact's root, /var/task), else from the artifact's root (the template's default, the
+    RDS bundle the build puts there)."""
     value = value.strip()
     if not value or value == SYSTEM_TRUST_STORE:
         return None
-    path = Path(value) if os.path.isabs(value) else ARTIFACT_ROOT / value
+    path = Path(value)
+    if not path.is_absolute() and not path.is_file():
+        path = ARTIFACT_ROOT / value
     if not path.is_file():
         raise ConfigurationError(
             f"{ENV_TLS_CA_BUNDLE} names {path}, which does not exist (set it to a PEM file, or "
             f"'{SYSTEM_TRUST_STORE}' for the runtime's trust store)"
         )
-    return str(path)
+    return str(path.absolute())
 
 
 def _tls_mode(env: Mapping[str, str], name: str, default: TlsMode) -> TlsMode:

@@ -122,6 +122,14 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
             )
         if not isinstance(arn, str) or not arn.startswith("arn:") or ":secret:" not in arn:
             raise ConfigurationError(f"secret key '{SUPERUSER_KEY}' must be a secret's ARN")
+        if "?" in arn or "*" in arn:
+            # An IAM wildcard (SuperuserSecretArns allows name-?????? for the role's policy),
+            # not a secret Secrets Manager can find.
+            raise ConfigurationError(
+                "the superuser secret ARN is an IAM wildcard, not a secret",
+                hint="name the superuser secret by its complete ARN (in 'masterarn', or first in "
+                "SuperuserSecretArns, which sets KEYTURN_SUPERUSER_SECRET_ARN)",
+            )
         if arn == ctx.secret_arn:
             raise ConfigurationError(f"secret key '{SUPERUSER_KEY}' names the secret being rotated")
         superuser = ctx.load_secret(arn, "superuser secret")

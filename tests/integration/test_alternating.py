@@ -235,6 +235,8 @@ def test_missing_masterarn_without_a_default(pair: Pair) -> None:
         (5, "must be a secret's ARN"),
         ("superuser", "must be a secret's ARN"),
         ("SELF", "names the secret being rotated"),
+        # Allowed in SuperuserSecretArns for IAM; first in that list it became the default.
+        ("arn:aws:secretsmanager:us-east-1:123456789012:secret:su-??????", "an IAM wildcard"),
     ],
 )
 def test_invalid_masterarn(pair: Pair, masterarn: object, message: str) -> None:

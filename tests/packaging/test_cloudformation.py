@@ -111,7 +111,7 @@ def test_default_stack_is_created(translated: dict[str, Any]) -> None:
         assert "secretsmanager:GetSecretValue" in actions
     groups = boto3.client("logs").describe_log_groups()["logGroups"]
     assert sorted(g["logGroupName"] for g in groups) == sorted(
-        f"/aws/lambda/keyturn-{name}"
+        f"/keyturn/keyturn/{name}"
         for name in ("pg-single", "mysql-single", "pg-alternating", "mysql-alternating")
     )
     assert {g.get("retentionInDays") for g in groups} == {30}
@@ -170,7 +170,9 @@ def test_the_example_stack_stores_the_operators_password_and_the_engines_port(
         "Password": "the-password-set-by-hand",
     }
     assert re.fullmatch(template["Parameters"]["Password"]["AllowedPattern"], "pa$$w0rd-ok")
-    assert not re.fullmatch(template["Parameters"]["Password"]["AllowedPattern"], 'a"b')
+    for broken in ('a"bcdefgh', "abc\\defgh", "abc\tdefgh", "abc\ndefgh"):  # invalid JSON
+        assert not re.fullmatch(template["Parameters"]["Password"]["AllowedPattern"], broken)
+    assert not re.fullmatch(template["Parameters"]["Host"]["AllowedPattern"], 'db", "x": "y')
     text, variables = template["Resources"]["DatabaseSecret"]["Properties"]["SecretString"][
         "Fn::Sub"
     ]

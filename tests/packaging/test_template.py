@@ -187,7 +187,9 @@ def test_each_function_logs_to_its_own_group_with_retention(translated: dict[str
         properties = groups[group]["Properties"]
         assert properties["RetentionInDays"] == {"Ref": "LogRetentionDays"}
         name = resources[function]["Properties"]["FunctionName"]["Fn::Sub"]
-        assert properties["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/{name}"}
+        short = name.removeprefix("${AWS::StackName}-")
+        # Not the /aws/lambda/ name Lambda would have created already (an update would fail).
+        assert properties["LogGroupName"] == {"Fn::Sub": f"/keyturn/${{AWS::StackName}}/{short}"}
         assert resources[function]["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": group}}
         logs = [
             s for s in statements(resources, f"{function}Role") if s.get("Sid") == "WriteOwnLogs"

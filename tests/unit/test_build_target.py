@@ -105,15 +105,17 @@ def test_a_built_template_without_the_parameters_is_refused() -> None:
 
 
 def test_the_ca_bundle_setting_is_relative_to_the_artifact_or_the_system_store(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text("pem")
     env = {"KEYTURN_TLS_CA_BUNDLE": "system"}
     assert ConnectSettings.from_env(env).ca_bundle is None
     assert ConnectSettings.from_env({"KEYTURN_TLS_CA_BUNDLE": str(bundle)}).ca_bundle == str(bundle)
+    monkeypatch.chdir(tmp_path)  # relative: from the working directory first (the CLI's) ...
+    assert ConnectSettings.from_env({"KEYTURN_TLS_CA_BUNDLE": "ca.pem"}).ca_bundle == str(bundle)
     inside = ConnectSettings.from_env({"KEYTURN_TLS_CA_BUNDLE": "pyproject.toml"}).ca_bundle
-    assert inside == str(ROOT / "pyproject.toml")  # relative: from the artifact's root
+    assert inside == str(ROOT / "pyproject.toml")  # ... else from the artifact's root
     with pytest.raises(
         ConfigurationError, match=r"rds-ca/global-bundle\.pem, which does not exist"
     ):

@@ -249,7 +249,8 @@ def test_every_attempt_fits_the_remaining_budget() -> None:
     w.db.seconds_per_login = 3.0
     with pytest.raises(AuthenticationFailed):
         w.connector.connect()
-    assert w.db.timeouts == [pytest.approx(5.0), pytest.approx(2.0)]  # capped by what remains
+    # Capped by what remains (less the microseconds the attempt itself took to start).
+    assert w.db.timeouts == [pytest.approx(5.0, abs=0.01), pytest.approx(2.0, abs=0.01)]
     w.db.seconds_per_login = 6.0
     w.clock.now += 100  # the refusals expired
     with pytest.raises(AuthenticationFailed):
@@ -756,3 +757,41 @@ def test_a_wrong_password_at_every_stage_is_not_retried_back_and_forth() -> None
         with pytest.raises(AuthenticationFailed):
             w.connector.connect()
     assert len(w.db.attempts) == 3
+
+
+def test_waiting_for_another_callers_probe_comes_off_the_budget_and_is_not_a_refusal() -> None:
+    """Found by review: a caller that waited on another caller's probe got the full, stale
+    timeout afterwards (1.9 s for a 1 s budget), and with nothing refused it was told
+    AuthenticationFailed. Now its attempt gets what remains, and it is a transient error."""
+    release = threading.Event()
+    w = World("right", FallbackPolicy(budget=1.0), AWSCURRENT="right")
+    w.cache = SecretCache(w.client, ttl=300, jitter=0.0)  # real time: the budget is real time
+
+    def hung(creds: Credentials, timeout: float, overrides: Mapping[str, Any]) -> str:
+        release.wait(timeout)  # a server that does not answer within the timeout
+        w.db.timeouts.append(timeout)
+        raise ConnectionRefusedError("timed out")
+
+    w.db.connect = hung  # type: ignore[method-assign]
+    w.connector = RotationAwareConnector(
+        w.cache, "app/db", w.db.connect, classify, policy=FallbackPolicy(budget=1.0)
+    )
+    outcomes: list[tuple[type[BaseException], float]] = []
+
+    def call() -> None:
+        began = time.monotonic()
+        try:
+            w.connector.connect()
+        except Exception as exc:  # noqa: BLE001 - the outcome is the point
+            outcomes.append((type(exc), time.monotonic() - began))
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(outcomes) == 3
+    assert max(seconds for _, seconds in outcomes) < 1.5  # one budget, not two
+    kinds = {kind for kind, _ in outcomes}
+    assert AuthenticationFailed not in kinds
+    assert kinds <= {ConnectionRefusedError, SecretCacheError}
