@@ -293,6 +293,16 @@ class _ConnectorBase:
         log.warning("%s", error)
         return error
 
+    @staticmethod
+    def _verdict_with(step: Attempt, lock: threading.Lock) -> tuple[bool, threading.Lock | None]:
+        """With the probe lock held: what other callers settled meanwhile. Returns whether to
+        attempt, and the lock if still held (released when another caller settled it)."""
+        verdict = step.verdict()
+        if verdict == "unknown":
+            return True, lock
+        lock.release()
+        return verdict != "refused", None
+
     def _fetch_or_error(
         self, step: Fetch
     ) -> tuple[dict[str, SecretValue], SecretCacheError | None]:
@@ -385,12 +395,9 @@ class RotationAwareConnector[ConnT](_ConnectorBase):
         if lock is not None:
             if not lock.acquire(timeout=step.timeout):
                 return Result()  # another caller is still trying them: nothing settled in time
-            verdict = step.verdict()
-            if verdict != "unknown":
-                lock.release()  # settled by another caller meanwhile
-                lock = None
-                if verdict == "refused":
-                    return Result()
+            go_on, lock = self._verdict_with(step, lock)
+            if not go_on:
+                return Result()
         # What waiting for other callers used comes off this attempt's share of the budget.
         timeout = step.timeout - (time.monotonic() - began)
         try:
@@ -525,12 +532,9 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
         if lock is not None:
             if not await self._acquire(lock, step.timeout):
                 return Result()
-            verdict = step.verdict()
-            if verdict != "unknown":
-                lock.release()
-                lock = None
-                if verdict == "refused":
-                    return Result()
+            go_on, lock = self._verdict_with(step, lock)
+            if not go_on:
+                return Result()
         timeout = step.timeout - (time.monotonic() - began)
         try:
             if timeout <= 0:

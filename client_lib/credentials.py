@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from keyturn_core.secret import DatabaseSecret
@@ -41,6 +41,20 @@ def refuse_secret_arguments(kwargs: Mapping[str, Any], secret_keys: Sequence[str
         raise ClientConfigurationError(
             f"{', '.join(given)} come from the secret: do not pass them to the connector"
         )
+
+
+def server_of_arguments(
+    kwargs: Mapping[str, Any], application_arguments: Callable[[Mapping[str, Any]], dict[str, Any]]
+) -> Callable[[Credentials, Mapping[str, Any]], tuple[str, object]]:
+    """The server a connect reaches: the secret's host and port unless the arguments (the
+    connector's, a pool's, the call's; read by the driver's ``application_arguments``) name
+    others."""
+
+    def target(creds: Credentials, overrides: Mapping[str, Any]) -> tuple[str, object]:
+        given = application_arguments({**kwargs, **overrides})
+        return str(given.get("host") or creds.host), given.get("port") or creds.port
+
+    return target
 
 
 def defaults_from_arguments(

@@ -21,7 +21,12 @@ from keyturn_core.tls import SYSTEM_TRUST_STORE
 
 from . import errors
 from .connect import DriverErrors
-from .credentials import Credentials, defaults_from_arguments, refuse_secret_arguments
+from .credentials import (
+    Credentials,
+    defaults_from_arguments,
+    refuse_secret_arguments,
+    server_of_arguments,
+)
 
 DEFAULT_TLS_MODE = TlsMode.VERIFY_FULL  # the rotation functions' default
 _MIN_TIMEOUT = 2  # libpq treats connect_timeout below 2 seconds as 2
@@ -99,14 +104,7 @@ def secret_defaults(kwargs: Mapping[str, Any]) -> Callable[[Mapping[str, Any]], 
 def server_of(
     kwargs: Mapping[str, Any],
 ) -> Callable[[Credentials, Mapping[str, Any]], tuple[str, object]]:
-    """The server a connect reaches: the secret's host and port unless the arguments (the
-    connector's, a pool's, the call's) name others."""
-
-    def target(creds: Credentials, overrides: Mapping[str, Any]) -> tuple[str, object]:
-        given = application_arguments({**kwargs, **overrides})
-        return str(given.get("host") or creds.host), given.get("port") or creds.port
-
-    return target
+    return server_of_arguments(kwargs, application_arguments)
 
 
 def connection_params(

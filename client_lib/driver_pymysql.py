@@ -22,7 +22,12 @@ from keyturn_core.tls import ssl_context
 
 from . import errors
 from .connect import DriverErrors
-from .credentials import Credentials, defaults_from_arguments, refuse_secret_arguments
+from .credentials import (
+    Credentials,
+    defaults_from_arguments,
+    refuse_secret_arguments,
+    server_of_arguments,
+)
 
 DEFAULT_TLS_MODE = TlsMode.VERIFY_FULL  # the rotation functions' default
 DEFAULT_CONNECT_TIMEOUT = 10.0  # PyMySQL's own
@@ -136,14 +141,7 @@ def _tls_mode(secret_mode: TlsMode, given: Mapping[str, Any]) -> TlsMode:
 def server_of(
     kwargs: Mapping[str, Any],
 ) -> Callable[[Credentials, Mapping[str, Any]], tuple[str, object]]:
-    """The server a connect reaches: the secret's host and port unless the arguments (the
-    connector's, a pool's, the call's) name others."""
-
-    def target(creds: Credentials, overrides: Mapping[str, Any]) -> tuple[str, object]:
-        given = application_arguments({**kwargs, **overrides})
-        return str(given.get("host") or creds.host), given.get("port") or creds.port
-
-    return target
+    return server_of_arguments(kwargs, application_arguments)
 
 
 def connection_params(

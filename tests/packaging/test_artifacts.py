@@ -197,3 +197,122 @@ def test_a_full_rotation_through_each_built_artifact(
             pass
     else:
         assert adapter.try_connect(previous) is None
+
+
+class RicProcess:
+    """The artifact run as Lambda runs it: AWS's runtime interface client (awslambdaric) in a
+    separate process, polling a local Runtime API stand-in, from a read-only copy of the
+    artifact, writing no bytecode. The client comes from the test environment's site-packages,
+    after the artifact on the path, as the runtime's own client sits outside /var/task."""
+
+    def __init__(self, artifact: Path, handler: str, env: Mapping[str, str]) -> None:
+        import awslambdaric  # type: ignore[import-untyped]
+
+        from .runtime_api import RuntimeApi
+
+        self.api = RuntimeApi("arn:aws:lambda:us-east-1:123456789012:function:keyturn-test")
+        site = str(Path(awslambdaric.__file__).resolve().parents[1])
+        # What the function prints (its JSON logs: Lambda sends stdout to CloudWatch), in a file
+        # so that a full pipe can never block it.
+        self.output = artifact.parent / f"{artifact.name}.out"
+        self.output_file = self.output.open("w")
+        self.process = subprocess.Popen(
+            [PYTHON, "-B", "-s", "-m", "awslambdaric", f"rotation_lambdas.handlers.{handler}"],
+            cwd=artifact,  # Lambda's working directory is /var/task
+            env=dict(env)
+            | {
+                "AWS_LAMBDA_RUNTIME_API": self.api.address,
+                "PYTHONPATH": f"{artifact}:{site}",
+                "LAMBDA_TASK_ROOT": str(artifact),
+                "AWS_LAMBDA_FUNCTION_NAME": "keyturn-test",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_LOG_GROUP_NAME": "/keyturn/test",
+                "AWS_LAMBDA_LOG_STREAM_NAME": "test",
+            },
+            stdout=self.output_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def __call__(self, event: Mapping[str, Any], context: Any) -> None:
+        kind, body = self.api.invoke(event)
+        if kind != "response":
+            raise RuntimeError(f"{kind}: {body.get('errorType')}: {body.get('errorMessage')}")
+
+    def close(self) -> str:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.output_file.close()
+        self.api.close()
+        return self.output.read_text()
+
+
+def read_only_copy(artifact: Path, into: Path) -> Path:
+    """A copy without write permission, as /var/task is (root ignores it: -B does the rest)."""
+    import shutil
+    import stat
+
+    copy = into / artifact.name
+    shutil.copytree(artifact, copy)
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    return copy
+
+
+@pytest.mark.parametrize(
+    "function", ["PostgresSingleUserFunction", "MySQLAlternatingUsersFunction"]
+)
+def test_a_full_rotation_under_awslambdaric_from_a_read_only_artifact(
+    build_dir: Path,
+    function: str,
+    moto: MotoServer,
+    postgres_server: PostgresServer,
+    mariadb_server: MariaDBServer,
+    leak_watch: LeakWatch,
+    tmp_path: Path,
+) -> None:
+    client = boto3.client("secretsmanager", endpoint_url=moto.endpoint)
+    postgres = "Postgres" in function
+    arn, _ = setup_secret(
+        "postgres" if postgres else "mariadb",
+        "Alternating" in function,
+        postgres_server,
+        mariadb_server,
+        client,
+        leak_watch,
+        name=f"ric_{function[:5].lower()}",
+    )
+    server = postgres_server if postgres else mariadb_server
+    assert server.tls_files is not None
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "KEYTURN_TLS_CA_BUNDLE": str(server.tls_files.ca_cert),
+    }
+    stand_in = register_stand_in_function(
+        boto3.client("lambda", endpoint_url=moto.endpoint),
+        boto3.client("iam", endpoint_url=moto.endpoint),
+    )
+    artifact = read_only_copy(build_dir / function, tmp_path)
+    before = sorted(str(p.relative_to(artifact)) for p in artifact.rglob("*"))
+    handler = RicProcess(artifact, FUNCTIONS[function][0], env)
+    try:
+        for _ in range(2):
+            report = rotate(client, arn, handler, lambda_arn=stand_in, max_attempts=1)
+            assert report.attempts == 1
+    finally:
+        logs = handler.close()
+        for path in [artifact, *artifact.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)  # so that tmp_path can be removed
+    assert '"message":"step succeeded"' in logs  # the function's JSON logs, through the client
+    # Nothing written into /var/task (root could: the copy's permissions do not stop it).
+    assert sorted(str(p.relative_to(artifact)) for p in artifact.rglob("*")) == before
+    current = DatabaseSecret.parse(client.get_secret_value(SecretId=arn)["SecretString"])
+    leak_watch.add(current.password)
+    family = EngineFamily.POSTGRESQL if postgres else EngineFamily.MYSQL
+    adapter = make_adapter(family, ConnectSettings(ca_bundle=str(server.tls_files.ca_cert)))
+    with adapter.connect(current):
+        pass
