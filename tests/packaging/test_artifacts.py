@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,56 @@ class LambdaProcess:
         self.process.stdout.close()
 
 
+@dataclass
+class Rig:
+    """A secret on the function's server, the environment the artifact runs with, and the
+    stand-in function ARN the driver records: what every end-to-end artifact test needs."""
+
+    client: Any
+    arn: str
+    initial: dict[str, Any]
+    server: PostgresServer | MariaDBServer
+    env: dict[str, str]
+    stand_in: str
+
+    @classmethod
+    def make(
+        cls,
+        function: str,
+        prefix: str,
+        moto: MotoServer,
+        postgres_server: PostgresServer,
+        mariadb_server: MariaDBServer,
+        leak_watch: LeakWatch,
+    ) -> Rig:
+        client = boto3.client("secretsmanager", endpoint_url=moto.endpoint)
+        postgres = "Postgres" in function
+        arn, initial = setup_secret(
+            "postgres" if postgres else "mariadb",
+            "Alternating" in function,
+            postgres_server,
+            mariadb_server,
+            client,
+            leak_watch,
+            name=f"{prefix}_{function[:5].lower()}",
+        )
+        server: PostgresServer | MariaDBServer = postgres_server if postgres else mariadb_server
+        assert server.tls_files is not None
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "KEYTURN_TLS_CA_BUNDLE": str(server.tls_files.ca_cert),
+        }
+        stand_in = register_stand_in_function(
+            boto3.client("lambda", endpoint_url=moto.endpoint),
+            boto3.client("iam", endpoint_url=moto.endpoint),
+        )
+        return cls(client, arn, dict(initial), server, env, stand_in)
+
+
 @pytest.fixture
 def moto(moto_server: MotoServer) -> MotoServer:
     moto_server.reset()
@@ -150,31 +201,16 @@ def test_a_full_rotation_through_each_built_artifact(
     mariadb_server: MariaDBServer,
     leak_watch: LeakWatch,
 ) -> None:
-    client = boto3.client("secretsmanager", endpoint_url=moto.endpoint)
-    arn, initial = setup_secret(
-        "postgres" if "Postgres" in function else "mariadb",
-        "Alternating" in function,
-        postgres_server,
-        mariadb_server,
-        client,
-        leak_watch,
-        name=f"pkg_{function[:5].lower()}",
+    rig = Rig.make(function, "pkg", moto, postgres_server, mariadb_server, leak_watch)
+    client, arn, initial, server, stand_in = (
+        rig.client,
+        rig.arn,
+        rig.initial,
+        rig.server,
+        rig.stand_in,
     )
-    server = postgres_server if "Postgres" in function else mariadb_server
     assert server.tls_files is not None
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "KEYTURN_TLS_CA_BUNDLE": str(server.tls_files.ca_cert),
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-    }
-    stand_in = register_stand_in_function(
-        boto3.client("lambda", endpoint_url=moto.endpoint),
-        boto3.client("iam", endpoint_url=moto.endpoint),
-    )
+    env = rig.env | {"POWERTOOLS_LOG_LEVEL": "INFO"}
     handler = LambdaProcess(build_dir / function, FUNCTIONS[function][0], env)
     try:
         for _ in range(2):
@@ -271,31 +307,10 @@ def test_a_full_rotation_under_awslambdaric_from_a_read_only_artifact(
     leak_watch: LeakWatch,
     tmp_path: Path,
 ) -> None:
-    client = boto3.client("secretsmanager", endpoint_url=moto.endpoint)
+    rig = Rig.make(function, "ric", moto, postgres_server, mariadb_server, leak_watch)
+    client, arn, server, stand_in, env = rig.client, rig.arn, rig.server, rig.stand_in, rig.env
     postgres = "Postgres" in function
-    arn, _ = setup_secret(
-        "postgres" if postgres else "mariadb",
-        "Alternating" in function,
-        postgres_server,
-        mariadb_server,
-        client,
-        leak_watch,
-        name=f"ric_{function[:5].lower()}",
-    )
-    server = postgres_server if postgres else mariadb_server
     assert server.tls_files is not None
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "KEYTURN_TLS_CA_BUNDLE": str(server.tls_files.ca_cert),
-    }
-    stand_in = register_stand_in_function(
-        boto3.client("lambda", endpoint_url=moto.endpoint),
-        boto3.client("iam", endpoint_url=moto.endpoint),
-    )
     artifact = read_only_copy(build_dir / function, tmp_path)
     before = sorted(str(p.relative_to(artifact)) for p in artifact.rglob("*"))
     handler = RicProcess(artifact, FUNCTIONS[function][0], env)
