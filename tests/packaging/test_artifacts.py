@@ -323,6 +323,11 @@ def test_a_full_rotation_under_awslambdaric_from_a_read_only_artifact(
         for path in [artifact, *artifact.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)  # so that tmp_path can be removed
     assert '"message":"step succeeded"' in logs  # the function's JSON logs, through the client
+    for version in client.describe_secret(SecretId=arn)["VersionIdsToStages"]:
+        value = client.get_secret_value(SecretId=arn, VersionId=version)["SecretString"]
+        leak_watch.add_secret_string(value)
+    assert leak_watch.values  # the passwords of every version are watched
+    leak_watch.assert_absent(logs, where="the function's output under awslambdaric")
     # Nothing written into /var/task (root could: the copy's permissions do not stop it).
     assert sorted(str(p.relative_to(artifact)) for p in artifact.rglob("*")) == before
     current = DatabaseSecret.parse(client.get_secret_value(SecretId=arn)["SecretString"])
