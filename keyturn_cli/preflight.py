@@ -26,6 +26,7 @@ from rotation_lambdas.errors import (
 )
 from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, make_adapter
 from rotation_lambdas.log import get_logger
+from rotation_lambdas.rds import RdsLocator, read_secret
 from rotation_lambdas.secret import TlsMode
 from rotation_lambdas.settings import ConnectSettings
 from rotation_lambdas.stages import AWSCURRENT, unfinished_rotation
@@ -274,10 +275,7 @@ class Preflight:
         strategy = AlternatingUsersStrategy(adapter, self.superuser_secret_id)
 
         def load_secret(secret_id: str, label: str) -> DatabaseSecret:
-            text = self.store.get_value(secret_id, stage=AWSCURRENT)
-            if text is None:
-                raise RotationError(f"the {label} has no AWSCURRENT value")
-            return DatabaseSecret.parse(text, label=label)
+            return read_secret(self.store, secret_id, label, RdsLocator())
 
         context = StepContext(get_logger(), lambda _: None, load_secret, self.arn)
         try:
@@ -285,7 +283,16 @@ class Preflight:
         except RotationError as exc:
             self.add("superuser secret", FAIL, exc.message, exc.hint)
             return None
-        self.add("superuser secret", PASS, f"user '{superuser.username}' at {superuser.endpoint}")
+        where = f"user '{superuser.username}' at {superuser.endpoint}"
+        if "host" not in superuser.raw:
+            self.add(
+                "superuser secret",
+                WARN,
+                f"{where}, located through RDS (a master secret RDS manages)",
+                "the function finds it only when deployed with RdsManagedSuperusers=true",
+            )
+        else:
+            self.add("superuser secret", PASS, where)
         return superuser
 
     def _account(self, adapter: Any, conn: Any, secret: DatabaseSecret) -> ServerMarker | None:

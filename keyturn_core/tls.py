@@ -30,8 +30,14 @@ def libpq_tls_params(mode: TlsMode, ca_bundle: str | None) -> dict[str, str]:
     return params
 
 
-def ssl_context(mode: TlsMode, ca_bundle: str | None) -> ssl.SSLContext | None:
-    """The TLS context for ``mode`` (TLS 1.2 or later); ``None`` only for ``disable``."""
+def ssl_context(
+    mode: TlsMode, ca_bundle: str | None, *, server_name: str | None = None
+) -> ssl.SSLContext | None:
+    """The TLS context for ``mode`` (TLS 1.2 or later); ``None`` only for ``disable``.
+
+    ``server_name``: verify the certificate against this name whatever host name the driver
+    passes (it connects to an address; see the rotation functions' canonical-name option).
+    """
     if mode is TlsMode.DISABLE:
         return None
     ctx = ssl.create_default_context(cafile=ca_bundle)
@@ -41,12 +47,23 @@ def ssl_context(mode: TlsMode, ca_bundle: str | None) -> ssl.SSLContext | None:
         ctx.verify_mode = ssl.CERT_NONE
     elif mode is TlsMode.VERIFY_CA:
         ctx.check_hostname = False
+    if server_name is not None:
+        wrap = ctx.wrap_socket
+
+        def wrap_for_name(sock: Any, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+            kwargs["server_hostname"] = server_name  # SNI and the name verified
+            return wrap(sock, *args, **kwargs)
+
+        # PyMySQL calls ctx.wrap_socket(sock, server_hostname=<the host it connected to>).
+        setattr(ctx, "wrap_socket", wrap_for_name)  # noqa: B010 - mypy refuses assigning a method
     return ctx
 
 
-def pymysql_tls_params(mode: TlsMode, ca_bundle: str | None) -> dict[str, Any]:
+def pymysql_tls_params(
+    mode: TlsMode, ca_bundle: str | None, *, server_name: str | None = None
+) -> dict[str, Any]:
     """``ssl`` (an explicit context) for PyMySQL, or ``ssl_disabled`` for ``disable``."""
-    ctx = ssl_context(mode, ca_bundle)
+    ctx = ssl_context(mode, ca_bundle, server_name=server_name)
     return {"ssl_disabled": True} if ctx is None else {"ssl": ctx}
 
 

@@ -17,6 +17,7 @@ from .errors import (
     NetworkError,
     PrivilegeError,
     ProtocolError,
+    RdsError,
     RotationError,
     SecretFormatError,
     SecretsManagerError,
@@ -24,6 +25,7 @@ from .errors import (
     TlsError,
 )
 from .event import RotationEvent, Step
+from .rds import RdsLocator
 from .secret import DatabaseSecret, EngineFamily, TlsMode
 from .secrets_store import SecretsStore
 from .settings import ConnectSettings, PasswordPolicy
@@ -53,6 +55,8 @@ __all__ = [
     "PasswordPolicy",
     "PrivilegeError",
     "ProtocolError",
+    "RdsError",
+    "RdsLocator",
     "RotationEngine",
     "RotationError",
     "RotationEvent",

@@ -16,6 +16,7 @@ from .errors import ConfigurationError, RotationError, StageError
 from .event import RotationEvent, Step
 from .log import get_logger
 from .metrics import StepMetrics
+from .rds import RdsLocator, read_secret
 from .secret import DatabaseSecret
 from .secrets_store import SecretsStore
 from .settings import PasswordPolicy
@@ -40,9 +41,11 @@ class RotationEngine:
         policy: PasswordPolicy | None = None,
         logger: Logger | None = None,
         metrics: StepMetrics | None = None,
+        rds: RdsLocator | None = None,
     ) -> None:
         self.strategy = strategy
         self.store = store
+        self.rds = rds  # locates RDS-managed superuser secrets; None: they are refused
         self.policy = policy if policy is not None else PasswordPolicy.from_env()
         self.logger = logger if logger is not None else get_logger()
         self.metrics = metrics if metrics is not None else StepMetrics()
@@ -158,10 +161,7 @@ class RotationEngine:
             return None if text is None else self._validated(text, stage)
 
         def load_secret(secret_id: str, label: str) -> DatabaseSecret:
-            text = self.store.get_value(secret_id, stage=AWSCURRENT)
-            if text is None:
-                raise ConfigurationError(f"the {label} has no AWSCURRENT value")
-            return self._validated(text, label)
+            return self._in_family(read_secret(self.store, secret_id, label, self.rds), label)
 
         return StepContext(
             logger=self.logger,
@@ -186,7 +186,9 @@ class RotationEngine:
         return self._validated(text, AWSPENDING)
 
     def _validated(self, text: str, label: str) -> DatabaseSecret:
-        secret = DatabaseSecret.parse(text, label=label)
+        return self._in_family(DatabaseSecret.parse(text, label=label), label)
+
+    def _in_family(self, secret: DatabaseSecret, label: str) -> DatabaseSecret:
         family = self.strategy.adapter.family
         if secret.family is not family:
             raise ConfigurationError(

@@ -62,6 +62,12 @@ class SecretsManagerError(RotationError):
     category = "secretsmanager"
 
 
+class RdsError(RotationError):
+    """An RDS API call failed, or named no endpoint for an RDS-managed secret."""
+
+    category = "rds"
+
+
 class NetworkError(RotationError):
     """A database or Secrets Manager endpoint could not be reached (refused, timed out)."""
 
@@ -101,6 +107,7 @@ __all__ = [
     "NetworkError",
     "PrivilegeError",
     "ProtocolError",
+    "RdsError",
     "RotationError",
     "SecretFormatError",
     "SecretsManagerError",

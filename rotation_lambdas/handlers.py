@@ -19,14 +19,21 @@ from .adapters.base import DatabaseAdapter
 from .build_target import check_build_target
 from .engine import RotationEngine
 from .errors import ConfigurationError
+from .rds import RdsLocator
 from .secret import EngineFamily
 from .secrets_store import SecretsStore
-from .settings import ENV_SUPERUSER_SECRET_ARN, ConnectSettings, PasswordPolicy
+from .settings import (
+    ENV_SUPERUSER_SECRET_ARN,
+    ConnectSettings,
+    PasswordPolicy,
+    rds_managed_superusers,
+)
 from .strategies.alternating_users import AlternatingUsersStrategy
 from .strategies.base import Strategy, StrategyName
 from .strategies.single_user import SingleUserStrategy
 
 if TYPE_CHECKING:
+    from mypy_boto3_rds import RDSClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 Handler = Callable[[Mapping[str, Any], Any], None]
@@ -58,11 +65,13 @@ def build_engine(
     *,
     client: SecretsManagerClient | None = None,
     env: Mapping[str, str] | None = None,
+    rds_client: RDSClient | None = None,
 ) -> RotationEngine:
     """A rotation engine for ``family`` and ``strategy``, configured from ``env`` (os.environ).
 
     The Secrets Manager endpoint follows boto3's own settings, including
-    ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` for private VPC endpoints.
+    ``AWS_ENDPOINT_URL_SECRETS_MANAGER`` for private VPC endpoints (and RDS's:
+    ``AWS_ENDPOINT_URL_RDS``, used only for RDS-managed superuser secrets).
     """
     environ = os.environ if env is None else env
     adapter = make_adapter(family, ConnectSettings.from_env(environ))
@@ -74,7 +83,8 @@ def build_engine(
     else:
         raise ConfigurationError(f"unknown strategy; expected one of {', '.join(STRATEGIES)}")
     store = SecretsStore(client if client is not None else boto3.client("secretsmanager"))
-    return RotationEngine(chosen, store, policy=PasswordPolicy.from_env(environ))
+    rds = RdsLocator(rds_client) if rds_managed_superusers(environ) else None
+    return RotationEngine(chosen, store, policy=PasswordPolicy.from_env(environ), rds=rds)
 
 
 def _handler(family: EngineFamily, strategy: str) -> Handler:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ConnectTimeoutError
-
-from .errors import NetworkError, PrivilegeError, SecretFormatError, SecretsManagerError
+from .aws_calls import MissingResource, translated
+from .errors import SecretFormatError, SecretsManagerError
 from .settings import PasswordPolicy
 from .stages import AWSCURRENT, AWSPENDING, SecretMetadata
 
@@ -16,7 +14,6 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 _NOT_FOUND = ("ResourceNotFoundException",)
-_DENIED = ("AccessDeniedException", "AccessDenied", "KMSAccessDeniedException")
 
 
 class SecretsStore:
@@ -39,9 +36,9 @@ class SecretsStore:
         if version_id is not None:
             kwargs["VersionId"] = version_id
         try:
-            with _translated("GetSecretValue"):
+            with _translated("GetSecretValue", missing=_NOT_FOUND):
                 response = self.client.get_secret_value(**kwargs)
-        except _Missing:
+        except MissingResource:
             return None
         if "SecretString" not in response:
             raise SecretFormatError(f"the {stage} version holds binary data, not a JSON string")
@@ -80,32 +77,13 @@ class SecretsStore:
             self.client.update_secret_version_stage(**kwargs)
 
 
-class _Missing(Exception):
-    """Internal: the requested version or stage does not exist."""
-
-
-@contextmanager
-def _translated(operation: str) -> Iterator[None]:
-    """Turn botocore failures of one call into our errors, naming the call (never a value)."""
-    try:
-        yield
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
-        if code in _NOT_FOUND and operation == "GetSecretValue":
-            raise _Missing() from None
-        if code in _DENIED:
-            raise PrivilegeError(
-                f"Secrets Manager denied {operation} ({code})",
-                hint="check the function role's policy and the secret's KMS key policy",
-            ) from exc
-        raise SecretsManagerError(f"Secrets Manager {operation} failed ({code})") from exc
-    except (ConnectionError, ConnectTimeoutError) as exc:
-        raise NetworkError(
-            f"Secrets Manager could not be reached for {operation}",
-            hint="inside a VPC, the function needs a Secrets Manager VPC endpoint or a NAT "
-            "gateway; set the endpoint override when using a private endpoint",
-        ) from exc
-    except BotoCoreError as exc:
-        raise SecretsManagerError(
-            f"Secrets Manager {operation} failed ({type(exc).__name__})"
-        ) from exc
+def _translated(operation: str, *, missing: tuple[str, ...] = ()) -> AbstractContextManager[None]:
+    return translated(
+        "Secrets Manager",
+        operation,
+        error=SecretsManagerError,
+        denied_hint="check the function role's policy and the secret's KMS key policy",
+        network_hint="inside a VPC, the function needs a Secrets Manager VPC endpoint or a NAT "
+        "gateway; set the endpoint override when using a private endpoint",
+        missing=missing,
+    )

@@ -26,8 +26,10 @@ ENV_REQUIRE_EACH_INCLUDED_TYPE = "KEYTURN_REQUIRE_EACH_INCLUDED_TYPE"
 ENV_TLS_MODE = "KEYTURN_TLS_MODE"
 ENV_TLS_MIN_MODE = "KEYTURN_TLS_MIN_MODE"
 ENV_TLS_CA_BUNDLE = "KEYTURN_TLS_CA_BUNDLE"
+ENV_TLS_VERIFY_CANONICAL_NAME = "KEYTURN_TLS_VERIFY_CANONICAL_NAME"
 ENV_CONNECT_TIMEOUT = "KEYTURN_CONNECT_TIMEOUT"
 ENV_SUPERUSER_SECRET_ARN = "KEYTURN_SUPERUSER_SECRET_ARN"  # noqa: S105 - a variable name
+ENV_RDS_MANAGED_SUPERUSERS = "KEYTURN_RDS_MANAGED_SUPERUSERS"
 
 DEFAULT_PASSWORD_LENGTH = 32
 # Characters that break connection URLs (@ / : ? # % & + =), .pgpass (: \), shell and SQL quoting
@@ -111,6 +113,8 @@ class ConnectSettings:
     ca_bundle: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     min_tls_mode: TlsMode = DEFAULT_TLS_MIN_MODE
+    # verify-full against the host's canonical name from DNS (adapters/canonical_name.py).
+    verify_canonical_name: bool = False
 
     def __post_init__(self) -> None:
         if not self.default_tls_mode.at_least(self.min_tls_mode):
@@ -130,8 +134,18 @@ class ConnectSettings:
         if not 0.5 <= timeout <= 60:
             raise ConfigurationError(f"{ENV_CONNECT_TIMEOUT} must be from 0.5 to 60 seconds")
         return cls(
-            default_tls_mode=mode, ca_bundle=ca_bundle, connect_timeout=timeout, min_tls_mode=floor
+            default_tls_mode=mode,
+            ca_bundle=ca_bundle,
+            connect_timeout=timeout,
+            min_tls_mode=floor,
+            verify_canonical_name=_bool(env, ENV_TLS_VERIFY_CANONICAL_NAME, False),
         )
+
+
+def rds_managed_superusers(env: Mapping[str, str] | None = None) -> bool:
+    """``KEYTURN_RDS_MANAGED_SUPERUSERS``: whether a superuser secret that names no host is
+    located through the RDS API (see :mod:`rotation_lambdas.rds`). Off by default."""
+    return _bool(os.environ if env is None else env, ENV_RDS_MANAGED_SUPERUSERS, False)
 
 
 # Where the build puts AWS's RDS CA bundle inside each artifact (see sam/build/Makefile).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import StageError
@@ -21,6 +21,7 @@ class SecretMetadata:
     arn: str
     rotation_enabled: bool
     versions: Mapping[str, Sequence[str]]
+    tags: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_describe(cls, response: Mapping[str, Any]) -> SecretMetadata:
@@ -29,6 +30,7 @@ class SecretMetadata:
             arn=str(response.get("ARN", "")),
             rotation_enabled=bool(response.get("RotationEnabled", False)),
             versions={k: tuple(v) for k, v in response.get("VersionIdsToStages", {}).items()},
+            tags={str(t.get("Key")): str(t.get("Value", "")) for t in response.get("Tags", [])},
         )
 
     def version_with(self, stage: str) -> str | None:

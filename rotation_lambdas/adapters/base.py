@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ..errors import AuthenticationError, ConfigurationError, PrivilegeError, RotationError
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from ..settings import ENV_TLS_MIN_MODE, ConnectSettings
+from .canonical_name import CanonicalTarget, canonical_target
 
 _MAX_DETAIL = 400
 
@@ -83,6 +84,13 @@ class DatabaseAdapter[ConnT](abc.ABC):
 
     def __init__(self, settings: ConnectSettings | None = None) -> None:
         self.settings = settings if settings is not None else ConnectSettings.from_env()
+
+    def canonical_target(self, secret: DatabaseSecret, mode: TlsMode) -> CanonicalTarget | None:
+        """With ``KEYTURN_TLS_VERIFY_CANONICAL_NAME`` and verify-full: the name to verify and the
+        address to connect to, when the secret's host is a DNS alias (else ``None``)."""
+        if mode is not TlsMode.VERIFY_FULL or not self.settings.verify_canonical_name:
+            return None
+        return canonical_target(secret.host, secret.port)
 
     def tls_mode(self, secret: DatabaseSecret) -> TlsMode:
         """The secret's own TLS mode, else the function's default; never below the floor.

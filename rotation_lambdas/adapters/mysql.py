@@ -112,8 +112,10 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
     def connect_kwargs(self, secret: DatabaseSecret) -> dict[str, Any]:
         """PyMySQL connection arguments for ``secret`` (includes the password)."""
         timeout = self.settings.connect_timeout
+        mode = self.tls_mode(secret)
+        target = self.canonical_target(secret, mode)
         kwargs: dict[str, Any] = {
-            "host": secret.host,
+            "host": secret.host if target is None else target.address,
             "port": secret.port,
             "user": secret.username,
             "password": secret.password,
@@ -126,7 +128,10 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
         }
         # An explicit context makes PyMySQL refuse a server without TLS (error 2026) instead of
         # its default "preferred" mode, which would continue in plaintext.
-        return {**kwargs, **pymysql_tls_params(self.tls_mode(secret), self.settings.ca_bundle)}
+        tls = pymysql_tls_params(
+            mode, self.settings.ca_bundle, server_name=None if target is None else target.name
+        )
+        return {**kwargs, **tls}
 
     def open(self, secret: DatabaseSecret) -> MyConnection:
         kwargs = self.connect_kwargs(secret)

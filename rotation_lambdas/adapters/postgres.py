@@ -114,8 +114,18 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
         mode = self.tls_mode(secret)
         if mode is TlsMode.VERIFY_CA:
             _require_ca_bundle(self.settings, f"the secret for user '{secret.username}'")
+        target = self.canonical_target(secret, mode)
+        # libpq verifies the certificate against host and connects to hostaddr when given.
+        where = (
+            {"host": secret.host}
+            if target is None
+            else {
+                "host": target.name,
+                "hostaddr": target.address,
+            }
+        )
         return {
-            "host": secret.host,
+            **where,
             "port": secret.port,
             "user": secret.username,
             "password": secret.password,

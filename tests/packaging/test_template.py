@@ -19,6 +19,7 @@ ACCOUNT_SET = {
         "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/su-??????"
     ),
     "SuperuserSecretsByTag": "true",
+    "RdsManagedSuperusers": "true",
     "Layers": "arn:aws:lambda:us-east-1:123456789012:layer:my-ca:3",
     "SuperuserKmsKeyArn": (
         "arn:aws:kms:us-east-1:123456789012:key/9999abcd-12ab-34cd-56ef-1234567890ab"
@@ -157,6 +158,44 @@ def test_vpc_kms_superuser_and_alerting_only_when_set(translated: dict[str, Any]
     alerting = ("AWS::Events::Rule", "AWS::CloudWatch::Alarm")
     assert not [r for r in plain.values() if r["Type"] in alerting]
     assert len([r for r in full.values() if r["Type"] in alerting]) == 5
+
+
+def test_rds_lookups_only_for_alternating_users_and_only_when_asked(
+    translated: dict[str, Any],
+) -> None:
+    """RdsManagedSuperusers: DescribeSecret on the superuser secrets (their aws:rds tags) and
+    the two RDS reads, scoped to this account's and region's instances and clusters."""
+    superusers_only = {k: v for k, v in ACCOUNT_SET.items() if k != "RdsManagedSuperusers"}
+    without = render(translated, superusers_only)["Resources"]
+    with_rds = render(translated, ACCOUNT_SET)["Resources"]
+    account = "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}"
+    for function in FUNCTIONS:
+        role = f"{function}Role"
+        off = {a for s in statements(without, role) for a in actions(s)}
+        assert not any(a.startswith("rds:") for a in off)
+        on = {s.get("Sid"): s for s in statements(with_rds, role)}
+        env = with_rds[function]["Properties"]["Environment"]["Variables"]
+        assert env["KEYTURN_RDS_MANAGED_SUPERUSERS"] == "true"
+        assert (
+            "KEYTURN_RDS_MANAGED_SUPERUSERS"
+            not in (without[function]["Properties"]["Environment"]["Variables"])
+        )
+        if "Alternating" not in function:
+            assert not any(a.startswith("rds:") for s in on.values() for a in actions(s))
+            continue
+        assert actions(on["LocateRdsManagedSuperusers"]) == [
+            "rds:DescribeDBInstances",
+            "rds:DescribeDBClusters",
+        ]
+        assert on["LocateRdsManagedSuperusers"]["Resource"] == [
+            {"Fn::Sub": f"{account}:db:*"},
+            {"Fn::Sub": f"{account}:cluster:*"},
+        ]
+        read = {"secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"}
+        for sid in ("ReadTheSuperuserSecret", "ReadSuperuserSecretsByTag"):
+            assert set(actions(on[sid])) == read
+            plain_sid = next(s for s in statements(without, role) if s.get("Sid") == sid)
+            assert actions(plain_sid) == ["secretsmanager:GetSecretValue"]
 
 
 def test_outputs_name_every_function_and_role(translated: dict[str, Any]) -> None:

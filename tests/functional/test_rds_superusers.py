@@ -1,0 +1,214 @@
+"""RDS-managed master secrets as superusers: host, port and engine from moto's RDS API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from keyturn_local.servers import MOTO_CONFIG
+from rotation_lambdas import (
+    ConfigurationError,
+    EngineFamily,
+    PrivilegeError,
+    RdsError,
+    RdsLocator,
+    SecretsStore,
+)
+from rotation_lambdas.handlers import build_engine
+from rotation_lambdas.rds import CLUSTER_TAG, INSTANCE_TAG, names_no_host, read_secret
+from rotation_lambdas.settings import ENV_RDS_MANAGED_SUPERUSERS
+from tests.support.leaks import LeakWatch
+
+ACCOUNT = "123456789012"
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws(config=MOTO_CONFIG):
+        yield
+
+
+def managed_instance(engine: str = "postgres", port: int = 6543) -> tuple[str, str, str]:
+    """An RDS instance whose master password RDS manages: (secret ARN, address, instance ARN)."""
+    rds = boto3.client("rds")
+    instance = rds.create_db_instance(
+        DBInstanceIdentifier=f"main-{engine}",
+        DBInstanceClass="db.t4g.micro",
+        Engine=engine,
+        MasterUsername="admin",
+        ManageMasterUserPassword=True,
+        Port=port,
+        AllocatedStorage=20,
+    )["DBInstance"]
+    return (
+        instance["MasterUserSecret"]["SecretArn"],
+        instance["Endpoint"]["Address"],
+        instance["DBInstanceArn"],
+    )
+
+
+def test_an_instance_secret_is_located_through_its_rds_tag(
+    aws: None, leak_watch: LeakWatch
+) -> None:
+    arn, address, instance_arn = managed_instance()
+    store = SecretsStore(boto3.client("secretsmanager"))
+    assert store.describe(arn).tags[INSTANCE_TAG] == instance_arn  # what RDS writes
+    text = store.get_value(arn, stage="AWSCURRENT")
+    assert text is not None
+    leak_watch.add_secret_string(text)
+    assert set(json.loads(text)) == {"username", "password"}
+    assert names_no_host(text)
+    secret = read_secret(store, arn, "superuser secret", RdsLocator())
+    assert (secret.host, secret.port, secret.engine, secret.family, secret.username) == (
+        address,
+        6543,
+        "postgres",
+        EngineFamily.POSTGRESQL,
+        "admin",
+    )
+    assert address.endswith(".rds.amazonaws.com")
+    assert "host" not in secret.raw  # a new version written from it would not gain keys
+
+
+def test_a_cluster_secret_is_located_at_the_writer_endpoint(
+    aws: None, leak_watch: LeakWatch
+) -> None:
+    rds = boto3.client("rds")
+    cluster = rds.create_db_cluster(
+        DBClusterIdentifier="aurora-main",
+        Engine="aurora-mysql",
+        MasterUsername="admin",
+        ManageMasterUserPassword=True,
+        Port=3307,
+    )["DBCluster"]
+    arn = cluster["MasterUserSecret"]["SecretArn"]
+    store = SecretsStore(boto3.client("secretsmanager"))
+    assert store.describe(arn).tags[CLUSTER_TAG] == cluster["DBClusterArn"]
+    secret = read_secret(store, arn, "superuser secret", RdsLocator())
+    leak_watch.add(secret.password)
+    assert (secret.host, secret.port, secret.family) == (
+        cluster["Endpoint"],
+        3307,
+        EngineFamily.MYSQL,
+    )
+    assert ".cluster-" in secret.host
+    assert ".cluster-ro-" not in secret.host
+
+
+def test_off_by_default_with_a_hint_naming_the_setting(aws: None, leak_watch: LeakWatch) -> None:
+    arn, _, _ = managed_instance()
+    store = SecretsStore(boto3.client("secretsmanager"))
+    with pytest.raises(ConfigurationError) as caught:
+        read_secret(store, arn, "superuser secret", None)
+    assert "names no host" in str(caught.value)
+    assert "RdsManagedSuperusers=true" in str(caught.value)
+    assert ENV_RDS_MANAGED_SUPERUSERS in str(caught.value)
+
+
+def test_a_secret_naming_its_host_is_used_as_written(aws: None, leak_watch: LeakWatch) -> None:
+    sm = boto3.client("secretsmanager")
+    value = {"engine": "postgres", "host": "db.internal", "username": "su", "password": "pw-1"}
+    leak_watch.add("pw-1")
+    arn = sm.create_secret(
+        Name="su", SecretString=json.dumps(value), Tags=[{"Key": INSTANCE_TAG, "Value": "x"}]
+    )["ARN"]
+    rds = boto3.client("rds")
+    with Stubber(rds):  # no response queued: any RDS call would fail the test
+        secret = read_secret(SecretsStore(sm), arn, "superuser secret", RdsLocator(rds))
+    assert secret.host == "db.internal"
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        ({}, "not managed by RDS"),
+        ({INSTANCE_TAG: "db-1"}, "not an RDS instance or cluster ARN"),
+        ({CLUSTER_TAG: "arn:aws:rds:us-east-1:123456789012:db:x; drop"}, "not an RDS instance"),
+        ({INSTANCE_TAG: f"arn:aws:rds:us-east-1:{ACCOUNT}:db:gone"}, "does not exist"),
+        ({CLUSTER_TAG: f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:gone"}, "does not exist"),
+    ],
+)
+def test_missing_or_malformed_rds_tags_are_configuration_errors(
+    aws: None, tags: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RdsLocator().locate(tags, "superuser secret")
+    assert expected in str(caught.value)
+
+
+def test_the_tag_key_is_matched_as_aws_s_own_functions_match_it(aws: None) -> None:
+    _, address, instance_arn = managed_instance()
+    found = RdsLocator().locate({INSTANCE_TAG.lower(): instance_arn}, "superuser secret")
+    assert found["host"] == address
+
+
+def stubbed(operation: str, **error: Any) -> RdsLocator:
+    client = boto3.client("rds")
+    stubber = Stubber(client)
+    if error:
+        stubber.add_client_error(operation, **error)
+    else:
+        response: dict[str, Any] = (
+            {"DBInstances": [{"DBInstanceStatus": "creating", "Engine": "postgres"}]}
+            if operation == "describe_db_instances"
+            else {"DBClusters": [{"Status": "creating", "Engine": "aurora-postgresql"}]}
+        )
+        stubber.add_response(operation, response)
+    stubber.activate()
+    return RdsLocator(client)
+
+
+INSTANCE = f"arn:aws:rds:us-east-1:{ACCOUNT}:db:main"
+CLUSTER = f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:main"
+
+
+def test_a_denied_rds_call_names_the_setting_that_grants_it() -> None:
+    locator = stubbed(
+        "describe_db_instances", service_error_code="AccessDenied", http_status_code=403
+    )
+    with pytest.raises(PrivilegeError) as caught:
+        locator.locate({INSTANCE_TAG: INSTANCE}, "superuser secret")
+    assert "RDS denied DescribeDBInstances (AccessDenied)" in str(caught.value)
+    assert "RdsManagedSuperusers=true" in str(caught.value)
+    assert caught.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    ("operation", "tag", "arn"),
+    [
+        ("describe_db_instances", INSTANCE_TAG, INSTANCE),
+        ("describe_db_clusters", CLUSTER_TAG, CLUSTER),
+    ],
+)
+def test_a_database_without_an_endpoint_yet_says_so(operation: str, tag: str, arn: str) -> None:
+    with pytest.raises(RdsError) as caught:
+        stubbed(operation).locate({tag: arn}, "superuser secret")
+    assert "has no endpoint (status creating)" in str(caught.value)
+    assert caught.value.category == "rds"
+
+
+def test_other_rds_failures_are_rds_errors() -> None:
+    locator = stubbed("describe_db_clusters", service_error_code="Throttling", http_status_code=400)
+    with pytest.raises(RdsError, match=r"RDS DescribeDBClusters failed \(Throttling\)"):
+        locator.locate({CLUSTER_TAG: CLUSTER}, "superuser secret")
+
+
+def test_the_function_setting_turns_the_lookup_on(aws: None) -> None:
+    sm = boto3.client("secretsmanager")
+    off = build_engine(EngineFamily.POSTGRESQL, "alternating_users", client=sm, env={})
+    on = build_engine(
+        EngineFamily.POSTGRESQL,
+        "alternating_users",
+        client=sm,
+        env={ENV_RDS_MANAGED_SUPERUSERS: "true"},
+    )
+    assert off.rds is None
+    assert isinstance(on.rds, RdsLocator)
+    with pytest.raises(ConfigurationError, match=ENV_RDS_MANAGED_SUPERUSERS):
+        build_engine(EngineFamily.POSTGRESQL, client=sm, env={ENV_RDS_MANAGED_SUPERUSERS: "maybe"})

@@ -1,0 +1,140 @@
+"""An RDS-managed master secret (username and password only) as the alternating-users superuser,
+on real PostgreSQL and MariaDB: host, port and engine come from moto's RDS, whose endpoint name
+is mapped to the local server (it resolves nowhere) as the only change to what RDS answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from keyturn_local.driver import RotationFailed, register_stand_in_function, rotate
+from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
+from keyturn_local.users import create_admin_user, create_app_user
+from rotation_lambdas import DatabaseSecret, Step
+from rotation_lambdas.handlers import ALTERNATING_USERS, build_engine, make_adapter
+from rotation_lambdas.settings import (
+    ENV_RDS_MANAGED_SUPERUSERS,
+    ENV_TLS_CA_BUNDLE,
+    ConnectSettings,
+)
+from tests.support.db_setup import new_password
+from tests.support.leaks import LeakWatch
+from tests.support.strict_sm import StrictSecretsManager
+
+from .conftest import ENGINES, family_of
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_alternating_users_with_an_rds_managed_master_secret(
+    engine_name: str, request: pytest.FixtureRequest, leak_watch: LeakWatch
+) -> None:
+    server: PostgresServer | MariaDBServer = request.getfixturevalue(f"{engine_name}_server")
+    assert server.tls_files is not None
+    master, base = f"rdsmaster_{engine_name[:2]}", f"rdsapp_{engine_name[:2]}"
+    with mock_aws(config=MOTO_CONFIG):
+        rds = boto3.client("rds")
+        answered: list[str] = []
+        if engine_name == "postgres":  # an RDS instance
+            instance = rds.create_db_instance(
+                DBInstanceIdentifier="keyturn-postgres",
+                DBInstanceClass="db.t4g.micro",
+                Engine="postgres",
+                MasterUsername=master,
+                ManageMasterUserPassword=True,
+                Port=server.port,
+                AllocatedStorage=20,
+            )["DBInstance"]
+            rds_name = instance["Endpoint"]["Address"]
+            master_arn = instance["MasterUserSecret"]["SecretArn"]
+
+            def to_local_server(parsed: dict[str, Any], **_: Any) -> None:
+                for found in parsed.get("DBInstances", []):
+                    answered.append(found["Endpoint"]["Address"])
+                    found["Endpoint"]["Address"] = server.admin.host
+
+            rds.meta.events.register("after-call.rds.DescribeDBInstances", to_local_server)
+        else:  # an Aurora MySQL cluster, played by MariaDB
+            cluster = rds.create_db_cluster(
+                DBClusterIdentifier="keyturn-aurora",
+                Engine="aurora-mysql",
+                MasterUsername=master,
+                ManageMasterUserPassword=True,
+                Port=server.port,
+            )["DBCluster"]
+            rds_name = cluster["Endpoint"]
+            master_arn = cluster["MasterUserSecret"]["SecretArn"]
+
+            def to_local_server(parsed: dict[str, Any], **_: Any) -> None:
+                for found in parsed.get("DBClusters", []):
+                    answered.append(found["Endpoint"])
+                    found["Endpoint"] = server.admin.host
+
+            rds.meta.events.register("after-call.rds.DescribeDBClusters", to_local_server)
+        assert rds_name.endswith(".rds.amazonaws.com")
+
+        # RDS set the master user's password, and wrote the secret as it does: no host.
+        sm = StrictSecretsManager(boto3.client("secretsmanager"))
+        master_password = new_password(leak_watch)
+        sm.put_secret_value(
+            SecretId=master_arn,
+            SecretString=json.dumps({"username": master, "password": master_password}),
+        )
+        create_admin_user(server, master, master_password, drop=[base + "_clone", base])
+        password = new_password(leak_watch)
+        create_app_user(server, engine_name, base, password)
+        value = {
+            "engine": engine_name,
+            "host": server.admin.host,
+            "port": server.port,
+            "username": base,
+            "password": password,
+            "masterarn": master_arn,
+        }
+        arn = sm.create_secret(Name=f"rds/{base}", SecretString=json.dumps(value))["ARN"]
+        stand_in = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
+        family = family_of(engine_name)
+        env = {ENV_TLS_CA_BUNDLE: str(server.tls_files.ca_cert)}
+
+        # Off (the default): setSecret refuses before the database is touched, naming the setting.
+        off_arn = sm.create_secret(Name=f"rds/{base}-off", SecretString=json.dumps(value))["ARN"]
+        off = build_engine(family, ALTERNATING_USERS, client=sm.sm, env=env, rds_client=rds)
+        with pytest.raises(RotationFailed) as refused:
+            rotate(sm.sm, off_arn, off, lambda_arn=stand_in, max_attempts=1)
+        last = refused.value.report.steps[-1]
+        assert last.step is Step.SET
+        assert last.error is not None
+        assert "RdsManagedSuperusers=true" in last.error
+        assert answered == []
+
+        on = build_engine(
+            family,
+            ALTERNATING_USERS,
+            client=sm.sm,
+            env=env | {ENV_RDS_MANAGED_SUPERUSERS: "true"},
+            rds_client=rds,
+        )
+        adapter = make_adapter(family, ConnectSettings(ca_bundle=str(server.tls_files.ca_cert)))
+        for expected in (base + "_clone", base):
+            rotate(sm.sm, arn, on, lambda_arn=stand_in, max_attempts=1)
+            current, previous = (
+                DatabaseSecret.parse(
+                    sm.get_secret_value(SecretId=arn, VersionStage=stage)["SecretString"]
+                )
+                for stage in ("AWSCURRENT", "AWSPREVIOUS")
+            )
+            leak_watch.add(current.password, previous.password)
+            assert current.username == expected
+            for secret in (current, previous):
+                with adapter.connect(secret):
+                    pass
+        assert answered
+        assert set(answered) == {rds_name}
+        # The superuser's secret is RDS's: read, never written.
+        master_versions = sm.sm.list_secret_version_ids(SecretId=master_arn)["Versions"]
+        assert len(master_versions) == 2  # RDS's first value and the password set above
