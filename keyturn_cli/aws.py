@@ -50,7 +50,7 @@ class AwsOptions:
         if self.profile:
             os.environ["AWS_PROFILE"] = self.profile
         if self.endpoint_url:
-            for service in ("SECRETS_MANAGER", "LAMBDA", "IAM"):
+            for service in ("SECRETS_MANAGER", "LAMBDA", "IAM", "RDS"):
                 os.environ[f"AWS_ENDPOINT_URL_{service}"] = self.endpoint_url
 
 

@@ -34,6 +34,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         settings=settings,
         superuser_secret_id=args.superuser_secret,
+        rds_client_factory=lambda: options.client("rds"),
     )
     checks = preflight.run()
     if args.json:

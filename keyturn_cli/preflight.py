@@ -12,6 +12,7 @@ that is rolled back, the MySQL family's checks only read.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,8 +66,11 @@ class Preflight:
         strategy: str | None = None,
         settings: ConnectSettings | None = None,
         superuser_secret_id: str | None = None,
+        rds_client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.client = client
+        # RDS-managed superuser secrets: RDS with the same credentials, region and endpoint.
+        self.rds = RdsLocator(factory=rds_client_factory)
         self.store = SecretsStore(client)
         self.secret_id = secret_id
         self.strategy = strategy
@@ -275,7 +279,7 @@ class Preflight:
         strategy = AlternatingUsersStrategy(adapter, self.superuser_secret_id)
 
         def load_secret(secret_id: str, label: str) -> DatabaseSecret:
-            return read_secret(self.store, secret_id, label, RdsLocator())
+            return read_secret(self.store, secret_id, label, self.rds)
 
         context = StepContext(get_logger(), lambda _: None, load_secret, self.arn)
         try:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
 
 HOST = "127.0.0.1"
+# A DNS name the test servers' certificates also carry (tests map it in a private /etc/hosts).
+TEST_DNS_NAME = "db.keyturn.test"
 # moto's RotateSecret invokes the recorded function; its stub Lambda backend answers without Docker.
 MOTO_CONFIG: DefaultConfig = {"lambda": {"use_docker": False}}
 _START_TIMEOUT = 30.0
@@ -99,7 +101,7 @@ class _Server:
         *,
         tls: bool = True,
         statement_log: bool = False,
-        tls_hosts: tuple[str, ...] = (HOST, "localhost"),
+        tls_hosts: tuple[str, ...] = (HOST, "localhost", TEST_DNS_NAME),
     ) -> None:
         self.tls = tls
         self.tls_hosts = tls_hosts

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 
 INSTANCE_TAG = "aws:rds:primaryDBInstanceArn"
 CLUSTER_TAG = "aws:rds:primaryDBClusterArn"
-_RDS_ARN = re.compile(r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:[0-9]{12}:(db|cluster):[A-Za-z0-9-]{1,63}$")
+_RDS_ARN = re.compile(
+    r"arn:(aws[a-z-]*):rds:([a-z0-9-]+):([0-9]{12}):(db|cluster):[A-Za-z0-9-]{1,63}"
+)
+_SECRET_ARN = re.compile(r"arn:(aws[a-z-]*):secretsmanager:([a-z0-9-]+):([0-9]{12}):secret:.+")
 _NOT_FOUND = ("DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault")
 
 
@@ -49,37 +52,62 @@ def names_no_host(text: str) -> bool:
 class RdsLocator:
     """Host, port and engine of an RDS-managed secret, from the RDS API by the secret's tags.
 
-    ``client`` is a boto3 RDS client, created on first use when not given (a function whose
-    superusers all name their host never pays for it).
+    ``client`` is a boto3 RDS client; without one, ``factory`` (or boto3's defaults) makes it on
+    first use, so a function whose superusers all name their host never pays for it.
     """
 
-    def __init__(self, client: RDSClient | None = None) -> None:
+    def __init__(
+        self,
+        client: RDSClient | None = None,
+        *,
+        factory: Callable[[], RDSClient] | None = None,
+    ) -> None:
         self._client = client
+        self._factory = factory
 
     @property
     def client(self) -> RDSClient:
+        if self._client is None and self._factory is not None:
+            self._client = self._factory()
         if self._client is None:
             import boto3
+            from botocore.config import Config
 
-            self._client = boto3.client("rds")
+            # Bounded below the function's timeout, so a missing VPC endpoint is reported as such.
+            config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
+            self._client = boto3.client("rds", config=config)
         return self._client
 
-    def locate(self, tags: Mapping[str, str], label: str) -> dict[str, Any]:
-        """``engine``, ``host`` and ``port`` of the instance or cluster the tags name."""
+    def locate(
+        self, tags: Mapping[str, str], label: str, secret_arn: str | None = None
+    ) -> dict[str, Any]:
+        """``engine``, ``host`` and ``port`` of the instance or cluster the tags name, which
+        must be in the partition, region and account of ``secret_arn`` (where RDS writes it)."""
         by_key = {key.lower(): value for key, value in tags.items()}
-        instance = by_key.get(INSTANCE_TAG.lower())
-        cluster = by_key.get(CLUSTER_TAG.lower())
-        arn = instance or cluster
-        if arn is None:
+        tagged = [
+            (tag, by_key[tag.lower()])
+            for tag in (INSTANCE_TAG, CLUSTER_TAG)
+            if by_key.get(tag.lower())
+        ]
+        if not tagged:
             raise ConfigurationError(
                 f"the {label} names no host and is not managed by RDS (no {INSTANCE_TAG} or "
                 f"{CLUSTER_TAG} tag)",
                 hint="add engine, host and port to the secret",
             )
-        if not _RDS_ARN.match(arn):
-            raise ConfigurationError(f"the {label}'s RDS tag is not an RDS instance or cluster ARN")
-        if instance is not None:
-            return self._instance(instance, label)
+        tag, arn = tagged[0]
+        match = _RDS_ARN.fullmatch(arn)
+        if match is None or (match.group(4) == "db") != (tag == INSTANCE_TAG):
+            kind = "instance" if tag == INSTANCE_TAG else "cluster"
+            raise ConfigurationError(f"the {label}'s {tag} tag is not an RDS {kind} ARN")
+        owner = _SECRET_ARN.fullmatch(secret_arn or "")
+        if owner is not None and owner.groups() != match.groups()[:3]:
+            raise ConfigurationError(
+                f"the {label}'s RDS {match.group(4)} {arn} is not in the secret's partition, "
+                "region and account"
+            )
+        if tag == INSTANCE_TAG:
+            return self._instance(arn, label)
         return self._cluster(arn, label)
 
     def _instance(self, arn: str, label: str) -> dict[str, Any]:
@@ -88,6 +116,7 @@ class RdsLocator:
                 found = self.client.describe_db_instances(DBInstanceIdentifier=arn)["DBInstances"]
         except MissingResource:
             found = []
+        found = [i for i in found if i.get("DBInstanceArn") == arn]
         if not found:
             raise ConfigurationError(f"the {label}'s RDS instance {arn} does not exist")
         instance = found[0]
@@ -110,6 +139,7 @@ class RdsLocator:
                 found = self.client.describe_db_clusters(DBClusterIdentifier=arn)["DBClusters"]
         except MissingResource:
             found = []
+        found = [c for c in found if c.get("DBClusterArn") == arn]
         if not found:
             raise ConfigurationError(f"the {label}'s RDS cluster {arn} does not exist")
         cluster = found[0]
@@ -130,11 +160,11 @@ class RdsLocator:
 def read_secret(
     store: SecretsStore, secret_id: str, label: str, rds: RdsLocator | None
 ) -> DatabaseSecret:
-    """Another secret's AWSCURRENT (a superuser's), located through RDS when it names no host."""
+    """Another secret's AWSCURRENT (a superuser's), located through RDS when it names no host:
+    then engine, host and port are RDS's, whatever else the secret holds."""
     text = store.get_value(secret_id, stage=AWSCURRENT)
     if text is None:
         raise ConfigurationError(f"the {label} has no AWSCURRENT value")
-    defaults = None
     if names_no_host(text):
         if rds is None:
             raise ConfigurationError(
@@ -143,8 +173,10 @@ def read_secret(
                 f"({ENV_RDS_MANAGED_SUPERUSERS}) so the function asks RDS where it is; "
                 "otherwise add engine, host and port to the secret",
             )
-        defaults = rds.locate(store.describe(secret_id).tags, label)
-    return DatabaseSecret.parse(text, label=label, defaults=defaults)
+        located = rds.locate(store.describe(secret_id).tags, label, secret_id)
+        data = {k: v for k, v in json.loads(text).items() if k not in located}
+        return DatabaseSecret.from_mapping(data, label=label, defaults=located)
+    return DatabaseSecret.parse(text, label=label)
 
 
 def _translated(operation: str) -> AbstractContextManager[None]:
@@ -152,8 +184,9 @@ def _translated(operation: str) -> AbstractContextManager[None]:
         "RDS",
         operation,
         error=RdsError,
-        denied_hint=f"deploy with RdsManagedSuperusers=true ({ENV_RDS_MANAGED_SUPERUSERS}): "
-        "it grants rds:DescribeDBInstances and rds:DescribeDBClusters",
+        denied_hint="RdsManagedSuperusers=true grants rds:DescribeDBInstances and "
+        "rds:DescribeDBClusters on this account's and region's databases: check that the stack "
+        "has it, and for a permissions boundary or SCP that denies them",
         network_hint="inside a VPC, the function needs an RDS API interface endpoint "
         "(com.amazonaws.<region>.rds) or a NAT gateway",
         missing=_NOT_FOUND,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .canonical_name import DEFAULT_SUFFIXES, parse_suffixes
 from .errors import ConfigurationError
 from .secret import TlsMode
 
@@ -27,6 +28,7 @@ ENV_TLS_MODE = "KEYTURN_TLS_MODE"
 ENV_TLS_MIN_MODE = "KEYTURN_TLS_MIN_MODE"
 ENV_TLS_CA_BUNDLE = "KEYTURN_TLS_CA_BUNDLE"
 ENV_TLS_VERIFY_CANONICAL_NAME = "KEYTURN_TLS_VERIFY_CANONICAL_NAME"
+ENV_TLS_CANONICAL_NAME_SUFFIXES = "KEYTURN_TLS_CANONICAL_NAME_SUFFIXES"
 ENV_CONNECT_TIMEOUT = "KEYTURN_CONNECT_TIMEOUT"
 ENV_SUPERUSER_SECRET_ARN = "KEYTURN_SUPERUSER_SECRET_ARN"  # noqa: S105 - a variable name
 ENV_RDS_MANAGED_SUPERUSERS = "KEYTURN_RDS_MANAGED_SUPERUSERS"
@@ -113,8 +115,9 @@ class ConnectSettings:
     ca_bundle: str | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     min_tls_mode: TlsMode = DEFAULT_TLS_MIN_MODE
-    # verify-full against the host's canonical name from DNS (adapters/canonical_name.py).
+    # verify-full against a name on the host's CNAME chain (canonical_name.py), under these.
     verify_canonical_name: bool = False
+    canonical_name_suffixes: tuple[str, ...] = DEFAULT_SUFFIXES
 
     def __post_init__(self) -> None:
         if not self.default_tls_mode.at_least(self.min_tls_mode):
@@ -139,6 +142,10 @@ class ConnectSettings:
             connect_timeout=timeout,
             min_tls_mode=floor,
             verify_canonical_name=_bool(env, ENV_TLS_VERIFY_CANONICAL_NAME, False),
+            canonical_name_suffixes=parse_suffixes(
+                env.get(ENV_TLS_CANONICAL_NAME_SUFFIXES, ",".join(DEFAULT_SUFFIXES)),
+                ENV_TLS_CANONICAL_NAME_SUFFIXES,
+            ),
         )
 
 

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..canonical_name import CanonicalTarget, canonical_target
 from ..errors import AuthenticationError, ConfigurationError, PrivilegeError, RotationError
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from ..settings import ENV_TLS_MIN_MODE, ConnectSettings
-from .canonical_name import CanonicalTarget, canonical_target
 
 _MAX_DETAIL = 400
 
@@ -90,7 +90,7 @@ class DatabaseAdapter[ConnT](abc.ABC):
         address to connect to, when the secret's host is a DNS alias (else ``None``)."""
         if mode is not TlsMode.VERIFY_FULL or not self.settings.verify_canonical_name:
             return None
-        return canonical_target(secret.host, secret.port)
+        return canonical_target(secret.host, self.settings.canonical_name_suffixes)
 
     def tls_mode(self, secret: DatabaseSecret) -> TlsMode:
         """The secret's own TLS mode, else the function's default; never below the floor.

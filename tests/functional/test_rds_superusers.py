@@ -128,8 +128,10 @@ def test_a_secret_naming_its_host_is_used_as_written(aws: None, leak_watch: Leak
     ("tags", "expected"),
     [
         ({}, "not managed by RDS"),
-        ({INSTANCE_TAG: "db-1"}, "not an RDS instance or cluster ARN"),
-        ({CLUSTER_TAG: "arn:aws:rds:us-east-1:123456789012:db:x; drop"}, "not an RDS instance"),
+        ({INSTANCE_TAG: "db-1"}, "tag is not an RDS instance ARN"),
+        ({CLUSTER_TAG: f"arn:aws:rds:us-east-1:{ACCOUNT}:db:x"}, "tag is not an RDS cluster ARN"),
+        ({INSTANCE_TAG: f"arn:aws:rds:us-east-1:{ACCOUNT}:db:x\n"}, "not an RDS instance ARN"),
+        ({INSTANCE_TAG: f"arn:aws:rds:us-east-1:{ACCOUNT}:db:x;y"}, "not an RDS instance ARN"),
         ({INSTANCE_TAG: f"arn:aws:rds:us-east-1:{ACCOUNT}:db:gone"}, "does not exist"),
         ({CLUSTER_TAG: f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:gone"}, "does not exist"),
     ],
@@ -155,9 +157,21 @@ def stubbed(operation: str, **error: Any) -> RdsLocator:
         stubber.add_client_error(operation, **error)
     else:
         response: dict[str, Any] = (
-            {"DBInstances": [{"DBInstanceStatus": "creating", "Engine": "postgres"}]}
+            {
+                "DBInstances": [
+                    {
+                        "DBInstanceArn": INSTANCE,
+                        "DBInstanceStatus": "creating",
+                        "Engine": "postgres",
+                    }
+                ]
+            }
             if operation == "describe_db_instances"
-            else {"DBClusters": [{"Status": "creating", "Engine": "aurora-postgresql"}]}
+            else {
+                "DBClusters": [
+                    {"DBClusterArn": CLUSTER, "Status": "creating", "Engine": "aurora-postgresql"}
+                ]
+            }
         )
         stubber.add_response(operation, response)
     stubber.activate()
@@ -212,3 +226,55 @@ def test_the_function_setting_turns_the_lookup_on(aws: None) -> None:
     assert isinstance(on.rds, RdsLocator)
     with pytest.raises(ConfigurationError, match=ENV_RDS_MANAGED_SUPERUSERS):
         build_engine(EngineFamily.POSTGRESQL, client=sm, env={ENV_RDS_MANAGED_SUPERUSERS: "maybe"})
+
+
+def test_an_empty_instance_tag_does_not_list_every_instance(aws: None) -> None:
+    """DescribeDBInstances with an empty identifier lists them all: never ask it that."""
+    managed_instance()  # an unrelated instance the lookup must not fall on
+    cluster = boto3.client("rds").create_db_cluster(
+        DBClusterIdentifier="aurora-main",
+        Engine="aurora-postgresql",
+        MasterUsername="admin",
+        MasterUserPassword="unused-Password-1",
+        Port=5433,
+    )["DBCluster"]
+    tags = {INSTANCE_TAG: "", CLUSTER_TAG: cluster["DBClusterArn"]}
+    assert RdsLocator().locate(tags, "superuser secret")["host"] == cluster["Endpoint"]
+
+
+def test_an_answer_for_another_database_is_not_taken() -> None:
+    client = boto3.client("rds")
+    stubber = Stubber(client)
+    other = {
+        "DBInstanceArn": INSTANCE + "-other",
+        "Engine": "postgres",
+        "Endpoint": {"Address": "other.rds.amazonaws.com", "Port": 5432},
+    }
+    stubber.add_response("describe_db_instances", {"DBInstances": [other]})
+    stubber.activate()
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        RdsLocator(client).locate({INSTANCE_TAG: INSTANCE}, "superuser secret")
+
+
+@pytest.mark.parametrize(
+    "secret_arn",
+    [
+        "arn:aws:secretsmanager:us-east-1:999999999999:secret:rds!db-1-AbCdEf",
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1-AbCdEf",
+        "arn:aws-cn:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCdEf",
+    ],
+)
+def test_the_database_must_be_where_the_secret_is(secret_arn: str) -> None:
+    with pytest.raises(ConfigurationError, match="not in the secret's partition, region and"):
+        RdsLocator().locate({INSTANCE_TAG: INSTANCE}, "superuser secret", secret_arn)
+
+
+def test_rds_says_where_whatever_else_the_secret_holds(aws: None, leak_watch: LeakWatch) -> None:
+    arn, address, _ = managed_instance(port=6543)
+    sm = boto3.client("secretsmanager")
+    leak_watch.add("pw-Other-1")
+    steering = {"username": "admin", "password": "pw-Other-1", "host": None, "port": 6000}
+    sm.put_secret_value(SecretId=arn, SecretString=json.dumps(steering | {"engine": "mysql"}))
+    secret = read_secret(SecretsStore(sm), arn, "superuser secret", RdsLocator())
+    assert (secret.host, secret.port, secret.engine) == (address, 6543, "postgres")
+    assert "host" not in secret.raw

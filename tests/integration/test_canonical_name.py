@@ -1,7 +1,8 @@
 """verify-full through a DNS alias, resolved for real: the functions' adapters run in a process
 with its own /etc/hosts (a private mount namespace), where ``db.internal.example`` is an alias of
-``localhost`` (the name the test CA's server certificate carries), as a CNAME of an RDS endpoint
-would be. libpq and PyMySQL resolve through the system's resolver, as on Lambda."""
+``db.keyturn.test`` (a name the test CA's server certificates carry), as a CNAME of an RDS
+endpoint would be, with ``.keyturn.test`` as the allowed suffix in place of RDS's domains. libpq
+and PyMySQL resolve through the system's resolver, as on Lambda."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from typing import Any
 
 import pytest
 
-from keyturn_local.servers import MariaDBServer, PostgresServer
+from keyturn_local.servers import TEST_DNS_NAME, MariaDBServer, PostgresServer
 from tests.support.leaks import LeakWatch
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS = (
-    "127.0.0.1 localhost db.internal.example\n"
-    "127.0.0.1 elsewhere.example db.hijacked.example\n"  # canonical name not in the certificate
+    "127.0.0.1 localhost\n"
+    f"127.0.0.1 {TEST_DNS_NAME} db.internal.example\n"
+    "127.0.0.1 elsewhere.example db.hijacked.example\n"  # no name under the suffix
+    "127.0.0.1 evil.keyturn.test db.evil.example\n"  # under the suffix, not in the certificate
     "::1 localhost ip6-localhost\n"
 )
 PROBE = """
@@ -31,7 +34,11 @@ from rotation_lambdas.handlers import make_adapter
 cases = json.loads(sys.stdin.read())
 results = []
 for case in cases:
-    settings = ConnectSettings(ca_bundle=case["ca"], verify_canonical_name=case["canonical"])
+    settings = ConnectSettings(
+        ca_bundle=case["ca"],
+        verify_canonical_name=case["canonical"],
+        canonical_name_suffixes=(".keyturn.test",),
+    )
     secret = DatabaseSecret.from_mapping(case["secret"])
     try:
         with make_adapter(secret.family, settings).connect(secret):
@@ -85,9 +92,11 @@ def test_an_alias_verifies_only_with_the_setting_and_only_against_its_canonical_
         leak_watch.add(server.admin.password)
         for host, canonical, outcome in (
             ("db.internal.example", False, "TlsError"),  # the alias is not in the certificate
-            ("db.internal.example", True, "connected"),  # its canonical name is
-            ("db.hijacked.example", True, "TlsError"),  # DNS answers a name the cert lacks
-            ("localhost", True, "connected"),  # already canonical: unchanged
+            ("db.internal.example", True, "connected"),  # the name it is an alias of is
+            ("db.hijacked.example", True, "TlsError"),  # no name under the suffix: as written
+            ("db.evil.example", True, "TlsError"),  # under the suffix, the certificate lacks it
+            (TEST_DNS_NAME, True, "connected"),  # already under the suffix: unchanged
+            ("localhost", True, "connected"),  # not an alias of one: verified as written
         ):
             secret = {
                 "engine": engine,

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from keyturn_cli.preflight import Preflight
 from keyturn_local.driver import RotationFailed, register_stand_in_function, rotate
 from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
 from keyturn_local.users import create_admin_user, create_app_user
@@ -138,3 +139,16 @@ def test_alternating_users_with_an_rds_managed_master_secret(
         # The superuser's secret is RDS's: read, never written.
         master_versions = sm.sm.list_secret_version_ids(SecretId=master_arn)["Versions"]
         assert len(master_versions) == 2  # RDS's first value and the password set above
+
+        # keyturn preflight finds it too, and says what the function needs.
+        checks = Preflight(
+            sm.sm,
+            arn,
+            settings=ConnectSettings(ca_bundle=str(server.tls_files.ca_cert)),
+            rds_client_factory=lambda: rds,
+        ).run()
+        found = {c.name: c for c in checks}["superuser secret"]
+        assert found.status == "warn", found
+        assert "located through RDS" in found.reason
+        assert "RdsManagedSuperusers=true" in found.hint
+        assert [c.name for c in checks if c.status == "fail"] == []

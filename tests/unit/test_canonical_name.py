@@ -3,68 +3,100 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from keyturn_core.tls import ssl_context
-from rotation_lambdas import ConnectSettings, DatabaseSecret, NetworkError, TlsError, TlsMode
-from rotation_lambdas.adapters.canonical_name import CanonicalTarget, canonical_target
+from keyturn_local.certs import make_ca
+from rotation_lambdas import (
+    ConfigurationError,
+    ConnectSettings,
+    DatabaseSecret,
+    NetworkError,
+    TlsError,
+    TlsMode,
+)
 from rotation_lambdas.adapters.mysql import MySQLAdapter
 from rotation_lambdas.adapters.postgres import PostgresAdapter
-from rotation_lambdas.settings import ENV_TLS_VERIFY_CANONICAL_NAME
+from rotation_lambdas.canonical_name import CanonicalTarget, canonical_target, parse_suffixes
+from rotation_lambdas.settings import (
+    ENV_TLS_CANONICAL_NAME_SUFFIXES,
+    ENV_TLS_VERIFY_CANONICAL_NAME,
+)
 
 RDS = "mydb.abc123.eu-west-1.rds.amazonaws.com"
+EC2 = "ec2-3-4-5-6.eu-west-1.compute.amazonaws.com"
 
 
-def answering(canonical: str, address: str = "10.0.0.7") -> Any:
-    calls: list[tuple[Any, ...]] = []
+def answering(canonical: str, *aliases: str, address: str = "10.0.0.7") -> Any:
+    def resolve(host: str) -> tuple[str, list[str], list[str]]:
+        return canonical, [host, *aliases], [address, "10.0.0.8"]
 
-    def resolve(host: str, port: int, **kwargs: Any) -> list[tuple[Any, ...]]:
-        calls.append((host, port, kwargs))
-        assert kwargs["flags"] & socket.AI_CANONNAME
-        return [
-            (socket.AF_INET, socket.SOCK_STREAM, 6, canonical, (address, port)),
-            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.8", port)),
-        ]
-
-    resolve.calls = calls  # type: ignore[attr-defined]
     return resolve
 
 
-def test_an_alias_gives_its_canonical_name_and_the_address_given_with_it() -> None:
-    target = canonical_target("db.internal.example", 5432, answering(RDS + "."))
+def test_an_alias_of_an_rds_endpoint_gives_that_endpoint_and_the_address() -> None:
+    target = canonical_target("db.internal.example", resolve=answering(RDS + "."))
     assert target == CanonicalTarget(RDS, "10.0.0.7")
 
 
-@pytest.mark.parametrize("host", ["DB.internal.example", "db.internal.example."])
-def test_a_name_that_is_its_own_canonical_name_changes_nothing(host: str) -> None:
-    assert canonical_target(host, 5432, answering("db.internal.example")) is None
-    assert canonical_target(host, 5432, answering("")) is None  # no canonical name given
+def test_the_first_rds_name_on_the_chain_not_its_last() -> None:
+    """A public RDS endpoint is itself a CNAME of an EC2 name its certificate lacks."""
+    target = canonical_target("db.internal.example", resolve=answering(EC2, RDS))
+    assert target == CanonicalTarget(RDS, "10.0.0.7")
 
 
-@pytest.mark.parametrize("host", ["10.1.2.3", "::1"])
-def test_an_ip_address_is_not_resolved(host: str) -> None:
-    def resolve(*_: Any, **__: Any) -> Any:
-        raise AssertionError("resolved an IP address")
+@pytest.mark.parametrize("host", [RDS, RDS.upper(), RDS + ".", "10.1.2.3", "::1"])
+def test_an_rds_name_or_an_ip_address_is_not_resolved(host: str) -> None:
+    def resolve(_: str) -> Any:
+        raise AssertionError("resolved")
 
-    assert canonical_target(host, 5432, resolve) is None
+    assert canonical_target(host, resolve=resolve) is None
 
 
 @pytest.mark.parametrize(
-    "canonical", ["evil host", "a" * 64 + ".example", "x.example/../y", "-x.example", "ü.example"]
+    "answer",
+    [
+        answering("db.internal.example"),  # its own canonical name
+        answering(EC2),  # a chain without an RDS name
+        answering("rds.amazonaws.com"),  # the suffix itself is not a name under it
+        answering("evil.example", "x.rds.amazonaws.com.evil.example"),
+    ],
 )
-def test_a_canonical_name_that_is_not_a_host_name_is_refused(canonical: str) -> None:
+def test_a_chain_without_a_name_under_a_suffix_is_verified_as_written(answer: Any) -> None:
+    assert canonical_target("db.internal.example", resolve=answer) is None
+
+
+def test_a_name_under_a_suffix_that_is_not_a_host_name_is_refused() -> None:
     with pytest.raises(TlsError, match="not a host name"):
-        canonical_target("db.internal.example", 5432, answering(canonical))
+        canonical_target("db.internal.example", resolve=answering("a..b" + ".rds.amazonaws.com"))
 
 
 def test_a_name_that_does_not_resolve_is_a_network_error_naming_it() -> None:
-    def resolve(*_: Any, **__: Any) -> Any:
+    def resolve(_: str) -> Any:
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     with pytest.raises(NetworkError, match=r"db\.internal\.example could not be resolved"):
-        canonical_target("db.internal.example", 5432, resolve)
+        canonical_target("db.internal.example", resolve=resolve)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (".rds.amazonaws.com", (".rds.amazonaws.com",)),
+        ("rds.amazonaws.com., .Corp.Example", (".rds.amazonaws.com", ".corp.example")),
+    ],
+)
+def test_suffixes_are_parsed(value: str, expected: tuple[str, ...]) -> None:
+    assert parse_suffixes(value, "X") == expected
+
+
+@pytest.mark.parametrize("value", ["", " , ", ".com", "10.0.0.1", "a..b", "*.example.com"])
+def test_a_suffix_list_that_would_trust_too_much_is_refused(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="X"):
+        parse_suffixes(value, "X")
 
 
 def secret(engine: str, mode: str | None = None) -> DatabaseSecret:
@@ -77,51 +109,65 @@ def secret(engine: str, mode: str | None = None) -> DatabaseSecret:
 
 @pytest.fixture
 def aliased(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket, "getaddrinfo", answering(RDS))
+    monkeypatch.setattr(socket, "gethostbyname_ex", answering(EC2, RDS))
 
 
-def test_postgres_verifies_the_canonical_name_and_connects_to_its_address(aliased: None) -> None:
-    on = PostgresAdapter(ConnectSettings.from_env({ENV_TLS_VERIFY_CANONICAL_NAME: "true"}))
-    kwargs = on.connect_kwargs(secret("postgres"))
+ON = {ENV_TLS_VERIFY_CANONICAL_NAME: "true"}
+
+
+def test_postgres_verifies_the_rds_name_and_connects_to_its_address(aliased: None) -> None:
+    kwargs = PostgresAdapter(ConnectSettings.from_env(ON)).connect_kwargs(secret("postgres"))
     assert (kwargs["host"], kwargs["hostaddr"], kwargs["sslmode"]) == (
         RDS,
         "10.0.0.7",
         "verify-full",
     )
-    off = PostgresAdapter(ConnectSettings.from_env({}))
-    assert off.connect_kwargs(secret("postgres"))["host"] == "db.internal.example"
-    assert "hostaddr" not in off.connect_kwargs(secret("postgres"))
+    off = PostgresAdapter(ConnectSettings.from_env({})).connect_kwargs(secret("postgres"))
+    assert off["host"] == "db.internal.example"
+    assert "hostaddr" not in off
 
 
-def test_mysql_connects_to_the_address_and_verifies_the_canonical_name(aliased: None) -> None:
-    on = MySQLAdapter(ConnectSettings.from_env({ENV_TLS_VERIFY_CANONICAL_NAME: "true"}))
-    kwargs = on.connect_kwargs(secret("mysql"))
+def test_mysql_connects_to_the_address_and_verifies_the_rds_name(aliased: None) -> None:
+    kwargs = MySQLAdapter(ConnectSettings.from_env(ON)).connect_kwargs(secret("mysql"))
     assert kwargs["host"] == "10.0.0.7"
     # PyMySQL passes the host it connected to (the address); the context verifies the name.
     ctx = kwargs["ssl"]
     assert ctx.check_hostname
+    assert ctx.verify_mode is not None
     with socket.socket() as unconnected:
         wrapped = ctx.wrap_socket(
             unconnected, server_hostname="10.0.0.7", do_handshake_on_connect=False
         )
         assert wrapped.server_hostname == RDS
         wrapped.detach()
-    off = MySQLAdapter(ConnectSettings.from_env({}))
-    assert off.connect_kwargs(secret("mysql"))["host"] == "db.internal.example"
+    off = MySQLAdapter(ConnectSettings.from_env({})).connect_kwargs(secret("mysql"))
+    assert off["host"] == "db.internal.example"
 
 
+def test_the_suffixes_come_from_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "gethostbyname_ex", answering("pg.corp.example"))
+    env = ON | {ENV_TLS_CANONICAL_NAME_SUFFIXES: ".corp.example"}
+    kwargs = PostgresAdapter(ConnectSettings.from_env(env)).connect_kwargs(secret("postgres"))
+    assert kwargs["host"] == "pg.corp.example"
+    default = PostgresAdapter(ConnectSettings.from_env(ON)).connect_kwargs(secret("postgres"))
+    assert default["host"] == "db.internal.example"
+
+
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
 @pytest.mark.parametrize("mode", ["verify-ca", "require"])
-def test_only_verify_full_looks_at_names(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
-    def resolve(*_: Any, **__: Any) -> Any:
+def test_only_verify_full_looks_at_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: str, mode: str
+) -> None:
+    def resolve(_: str) -> Any:
         raise AssertionError("resolved for a mode that verifies no name")
 
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(socket, "gethostbyname_ex", resolve)
+    ca_bundle, _, _ = make_ca(tmp_path, "ca")
     settings = ConnectSettings(
-        min_tls_mode=TlsMode.REQUIRE, verify_canonical_name=True, ca_bundle=__file__
+        min_tls_mode=TlsMode.REQUIRE, verify_canonical_name=True, ca_bundle=str(ca_bundle)
     )
-    assert PostgresAdapter(settings).connect_kwargs(secret("postgres", mode))["host"] == (
-        "db.internal.example"
-    )
+    adapter = PostgresAdapter(settings) if engine == "postgres" else MySQLAdapter(settings)
+    assert adapter.connect_kwargs(secret(engine, mode))["host"] == "db.internal.example"
 
 
 def test_without_a_server_name_the_context_is_the_standard_one() -> None:
