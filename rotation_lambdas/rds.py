@@ -14,6 +14,7 @@ Off unless the function is deployed with ``RdsManagedSuperusers=true``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -36,7 +37,6 @@ _RDS_ARN = re.compile(
     r"arn:(aws[a-z-]*):rds:([a-z0-9-]+):([0-9]{12}):(db|cluster):[A-Za-z0-9-]{1,63}"
 )
 _SECRET_ARN = re.compile(r"arn:(aws[a-z-]*):secretsmanager:([a-z0-9-]+):([0-9]{12}):secret:.+")
-_NOT_FOUND = ("DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault")
 
 
 def names_no_host(text: str) -> bool:
@@ -111,50 +111,43 @@ class RdsLocator:
         return self._cluster(arn, label)
 
     def _instance(self, arn: str, label: str) -> dict[str, Any]:
-        try:
-            with _translated("DescribeDBInstances"):
-                found = self.client.describe_db_instances(DBInstanceIdentifier=arn)["DBInstances"]
-        except MissingResource:
-            found = []
-        found = [i for i in found if i.get("DBInstanceArn") == arn]
-        if not found:
-            raise ConfigurationError(f"the {label}'s RDS instance {arn} does not exist")
-        instance = found[0]
+        found: Any = []
+        with contextlib.suppress(MissingResource), _translated("DescribeDBInstances"):
+            found = self.client.describe_db_instances(DBInstanceIdentifier=arn)["DBInstances"]
+        instance = _the_one(found, "DBInstanceArn", arn, label, "instance")
         endpoint = instance.get("Endpoint") or {}
-        if not endpoint.get("Address"):
-            status = instance.get("DBInstanceStatus", "unknown")
-            raise RdsError(
-                f"the {label}'s RDS instance {arn} has no endpoint (status {status})",
-                hint="rotate again once the instance is available",
-            )
-        return {
-            "engine": instance.get("Engine"),
-            "host": endpoint["Address"],
-            "port": endpoint.get("Port"),
-        }
+        located = {"engine": instance.get("Engine"), "host": endpoint.get("Address")}
+        located["port"] = endpoint.get("Port")
+        return _with_endpoint(located, arn, label, "instance", instance.get("DBInstanceStatus"))
 
     def _cluster(self, arn: str, label: str) -> dict[str, Any]:
-        try:
-            with _translated("DescribeDBClusters"):
-                found = self.client.describe_db_clusters(DBClusterIdentifier=arn)["DBClusters"]
-        except MissingResource:
-            found = []
-        found = [c for c in found if c.get("DBClusterArn") == arn]
-        if not found:
-            raise ConfigurationError(f"the {label}'s RDS cluster {arn} does not exist")
-        cluster = found[0]
-        if not cluster.get("Endpoint"):
-            status = cluster.get("Status", "unknown")
-            raise RdsError(
-                f"the {label}'s RDS cluster {arn} has no endpoint (status {status})",
-                hint="rotate again once the cluster is available",
-            )
+        found: Any = []
+        with contextlib.suppress(MissingResource), _translated("DescribeDBClusters"):
+            found = self.client.describe_db_clusters(DBClusterIdentifier=arn)["DBClusters"]
+        cluster = _the_one(found, "DBClusterArn", arn, label, "cluster")
         # The cluster (writer) endpoint: the superuser changes passwords, which needs the writer.
-        return {
-            "engine": cluster.get("Engine"),
-            "host": cluster["Endpoint"],
-            "port": cluster.get("Port"),
-        }
+        located = {"engine": cluster.get("Engine"), "host": cluster.get("Endpoint")}
+        located["port"] = cluster.get("Port")
+        return _with_endpoint(located, arn, label, "cluster", cluster.get("Status"))
+
+
+def _the_one(found: Any, arn_key: str, arn: str, label: str, kind: str) -> Any:
+    """The entry of an RDS answer for exactly ``arn``."""
+    for entry in found:
+        if entry.get(arn_key) == arn:
+            return entry
+    raise ConfigurationError(f"the {label}'s RDS {kind} {arn} does not exist")
+
+
+def _with_endpoint(
+    located: dict[str, Any], arn: str, label: str, kind: str, status: str | None
+) -> dict[str, Any]:
+    if not located["host"]:
+        raise RdsError(
+            f"the {label}'s RDS {kind} {arn} has no endpoint (status {status or 'unknown'})",
+            hint=f"rotate again once the {kind} is available",
+        )
+    return located
 
 
 def read_secret(
@@ -189,7 +182,7 @@ def _translated(operation: str) -> AbstractContextManager[None]:
         "has it, and for a permissions boundary or SCP that denies them",
         network_hint="inside a VPC, the function needs an RDS API interface endpoint "
         "(com.amazonaws.<region>.rds) or a NAT gateway",
-        missing=_NOT_FOUND,
+        missing=("DBInstanceNotFound", "DBInstanceNotFoundFault", "DBClusterNotFoundFault"),
     )
 
 
