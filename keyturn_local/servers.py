@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
 
 HOST = "127.0.0.1"
-# A DNS name the test servers' certificates also carry (tests map it in a private /etc/hosts).
+# DNS names the test servers' certificates also carry (tests map them in a private /etc/hosts):
+# one of our own, and the RDS instance endpoints moto's RDS gives in us-east-1.
 TEST_DNS_NAME = "db.keyturn.test"
+MOTO_RDS_INSTANCES = "*.aaaaaaaaaa.us-east-1.rds.amazonaws.com"
 # moto's RotateSecret invokes the recorded function; its stub Lambda backend answers without Docker.
 MOTO_CONFIG: DefaultConfig = {"lambda": {"use_docker": False}}
 _START_TIMEOUT = 30.0
@@ -101,7 +103,7 @@ class _Server:
         *,
         tls: bool = True,
         statement_log: bool = False,
-        tls_hosts: tuple[str, ...] = (HOST, "localhost", TEST_DNS_NAME),
+        tls_hosts: tuple[str, ...] = (HOST, "localhost", TEST_DNS_NAME, MOTO_RDS_INSTANCES),
     ) -> None:
         self.tls = tls
         self.tls_hosts = tls_hosts

@@ -161,7 +161,13 @@ class RotationEngine:
             return None if text is None else self._validated(text, stage)
 
         def load_secret(secret_id: str, label: str) -> DatabaseSecret:
-            return self._in_family(read_secret(self.store, secret_id, label, self.rds), label)
+            secret = self._in_family(read_secret(self.store, secret_id, label, self.rds), label)
+            if "host" not in secret.raw:
+                self.logger.info(
+                    f"the {label} is managed by RDS: its endpoint came from the RDS API",
+                    extra={"endpoint": secret.endpoint},
+                )
+            return secret
 
         return StepContext(
             logger=self.logger,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -14,11 +16,12 @@ import boto3
 import pytest
 
 from keyturn_local.driver import register_stand_in_function, rotate
-from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
+from keyturn_local.servers import TEST_DNS_NAME, MariaDBServer, MotoServer, PostgresServer
+from keyturn_local.users import create_admin_user, create_app_user
 from rotation_lambdas import DatabaseSecret, EngineFamily
 from rotation_lambdas.handlers import make_adapter
 from rotation_lambdas.settings import ConnectSettings
-from tests.support.db_setup import setup_secret
+from tests.support.db_setup import new_password, setup_secret
 from tests.support.leaks import LeakWatch
 
 from .conftest import FUNCTIONS
@@ -160,7 +163,15 @@ class RicProcess:
     artifact, writing no bytecode. The client comes from the test environment's site-packages,
     after the artifact on the path, as the runtime's own client sits outside /var/task."""
 
-    def __init__(self, artifact: Path, handler: str, env: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        artifact: Path,
+        handler: str,
+        env: Mapping[str, str],
+        hosts: Path | None = None,
+    ) -> None:
+        """``hosts``: an /etc/hosts for the function alone (a private mount namespace), so that
+        names resolve for it, through the system's resolver, as a VPC's DNS would answer."""
         import awslambdaric  # type: ignore[import-untyped]
 
         from .runtime_api import RuntimeApi
@@ -171,8 +182,11 @@ class RicProcess:
         # so that a full pipe can never block it.
         self.output = artifact.parent / f"{artifact.name}.out"
         self.output_file = self.output.open("w")
+        command = [PYTHON, "-B", "-s", "-m", "awslambdaric", f"rotation_lambdas.handlers.{handler}"]
+        if hosts is not None:
+            command = [*in_private_hosts(hosts), *command]
         self.process = subprocess.Popen(
-            [PYTHON, "-B", "-s", "-m", "awslambdaric", f"rotation_lambdas.handlers.{handler}"],
+            command,
             cwd=artifact,  # Lambda's working directory is /var/task
             env=dict(env)
             | {
@@ -200,6 +214,14 @@ class RicProcess:
         self.output_file.close()
         self.api.close()
         return self.output.read_text()
+
+
+def in_private_hosts(hosts: Path) -> list[str]:
+    """A command prefix: run in a private mount namespace with ``hosts`` as /etc/hosts."""
+    unshare = shutil.which("unshare")
+    assert unshare is not None, "unshare (util-linux, essential on Debian) is missing"
+    script = 'mount --bind "$0" /etc/hosts && exec "$@"'
+    return [unshare, "--mount", "--propagation", "private", "sh", "-c", script, str(hosts)]
 
 
 def read_only_copy(artifact: Path, into: Path) -> Path:
@@ -263,3 +285,95 @@ def test_full_rotations_under_awslambdaric_from_a_read_only_artifact(
             pass
     else:
         assert adapter.try_connect(previous) is None
+
+
+@pytest.mark.parametrize(
+    "function", ["PostgresAlternatingUsersFunction", "MySQLAlternatingUsersFunction"]
+)
+def test_an_rds_managed_superuser_and_a_dns_alias_under_awslambdaric(
+    build_dir: Path,
+    function: str,
+    moto: MotoServer,
+    postgres_server: PostgresServer,
+    mariadb_server: MariaDBServer,
+    leak_watch: LeakWatch,
+    tmp_path: Path,
+) -> None:
+    """What a real account has and the other tests stand in for: the superuser is the master
+    secret RDS manages (moto's RDS creates it; host, port and engine come from the RDS API, its
+    endpoint name resolving to the local server), and the application's secret names the
+    database by an alias of a name its certificate carries (TlsVerifyCanonicalName). Names
+    resolve through the system's resolver in the function's own /etc/hosts."""
+    postgres = "Postgres" in function
+    engine = "postgres" if postgres else "mariadb"
+    server: PostgresServer | MariaDBServer = postgres_server if postgres else mariadb_server
+    assert server.tls_files is not None
+    rds = boto3.client("rds", endpoint_url=moto.endpoint)
+    sm = boto3.client("secretsmanager", endpoint_url=moto.endpoint)
+    master, base = f"rdsm_{engine[:2]}", f"alias_{engine[:2]}"
+    instance = rds.create_db_instance(
+        DBInstanceIdentifier=f"keyturn-{engine}",
+        DBInstanceClass="db.t4g.micro",
+        Engine=engine,
+        EngineVersion="15.8" if postgres else "10.11.8",
+        MasterUsername=master,
+        ManageMasterUserPassword=True,
+        Port=server.port,
+        AllocatedStorage=20,
+    )["DBInstance"]
+    master_arn = instance["MasterUserSecret"]["SecretArn"]
+    master_password = new_password(leak_watch)
+    sm.put_secret_value(
+        SecretId=master_arn,
+        SecretString=json.dumps({"username": master, "password": master_password}),
+    )
+    create_admin_user(server, master, master_password, drop=[base + "_clone", base])
+    password = new_password(leak_watch)
+    create_app_user(server, engine, base, password)
+    value = {
+        "engine": engine,
+        "host": "db.internal.example",
+        "port": server.port,
+        "username": base,
+        "password": password,
+        "masterarn": master_arn,
+    }
+    arn = sm.create_secret(Name=f"alias/{base}", SecretString=json.dumps(value))["ARN"]
+    hosts = tmp_path / "hosts"
+    hosts.write_text(
+        "127.0.0.1 localhost\n"
+        f"127.0.0.1 {TEST_DNS_NAME} db.internal.example\n"
+        f"127.0.0.1 {instance['Endpoint']['Address']}\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto.endpoint,
+        "AWS_ENDPOINT_URL_RDS": moto.endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "KEYTURN_TLS_CA_BUNDLE": str(server.tls_files.ca_cert),
+        "KEYTURN_RDS_MANAGED_SUPERUSERS": "true",
+        "KEYTURN_TLS_VERIFY_CANONICAL_NAME": "true",
+        "KEYTURN_TLS_CANONICAL_NAME_SUFFIXES": ".keyturn.test",
+    }
+    stand_in = register_stand_in_function(
+        boto3.client("lambda", endpoint_url=moto.endpoint),
+        boto3.client("iam", endpoint_url=moto.endpoint),
+    )
+    artifact = read_only_copy(build_dir / function, tmp_path)
+    handler = RicProcess(artifact, FUNCTIONS[function][0], env, hosts=hosts)
+    try:
+        for expected in (base + "_clone", base):
+            rotate(sm, arn, handler, lambda_arn=stand_in, max_attempts=1)
+            current = DatabaseSecret.parse(sm.get_secret_value(SecretId=arn)["SecretString"])
+            leak_watch.add(current.password)
+            assert current.username == expected
+            assert current.host == "db.internal.example"  # the secret keeps the alias
+    finally:
+        logs = handler.close()
+        for path in [artifact, *artifact.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+    leak_watch.assert_absent(logs, where="the function's output under awslambdaric")
+    assert "is managed by RDS: its endpoint came from the RDS API" in logs
+    assert instance["Endpoint"]["Address"] in logs
