@@ -16,6 +16,7 @@ from botocore.exceptions import (
 
 from rotation_lambdas.errors import RotationError
 from rotation_lambdas.handlers import ALTERNATING_USERS, HANDLERS, SINGLE_USER
+from rotation_lambdas.rds import client_config
 from rotation_lambdas.settings import ConnectSettings
 
 from .aws import AwsOptions, CliError, add_aws_options
@@ -34,7 +35,9 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         settings=settings,
         superuser_secret_id=args.superuser_secret,
-        rds_client_factory=lambda: options.client("rds"),
+        # The profile's credentials and region; the endpoint is RDS's own (AWS_ENDPOINT_URL_RDS
+        # overrides it), not --endpoint-url, which names Secrets Manager's.
+        rds_client_factory=lambda: options.session().client("rds", config=client_config()),
     )
     checks = preflight.run()
     if args.json:

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 HOST = "127.0.0.1"
 # DNS names the test servers' certificates also carry (tests map them in a private /etc/hosts):
 # one of our own, and the RDS instance endpoints moto's RDS gives in us-east-1.
-TEST_DNS_NAME = "db.keyturn.test"
+TEST_DNS_SUFFIX = ".db.keyturn.test"
+TEST_DNS_NAME = "server" + TEST_DNS_SUFFIX
 MOTO_RDS_INSTANCES = "*.aaaaaaaaaa.us-east-1.rds.amazonaws.com"
 # moto's RotateSecret invokes the recorded function; its stub Lambda backend answers without Docker.
 MOTO_CONFIG: DefaultConfig = {"lambda": {"use_docker": False}}

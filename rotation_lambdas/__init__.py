@@ -8,6 +8,8 @@ The path from an event to the database: :mod:`.handlers` (Lambda entry points) -
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .engine import RotationEngine
 from .errors import (
     AccountLockedError,
@@ -25,7 +27,6 @@ from .errors import (
     TlsError,
 )
 from .event import RotationEvent, Step
-from .rds import RdsLocator
 from .secret import DatabaseSecret, EngineFamily, TlsMode
 from .secrets_store import SecretsStore
 from .settings import ConnectSettings, PasswordPolicy
@@ -37,6 +38,19 @@ from .strategies import (
     StepContext,
     Strategy,
 )
+
+if TYPE_CHECKING:
+    from .rds import RdsLocator
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: most functions never ask RDS, and a cold start should not pay for it.
+    if name == "RdsLocator":
+        from .rds import RdsLocator
+
+        return RdsLocator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "AWSCURRENT",

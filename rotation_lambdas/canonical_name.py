@@ -28,7 +28,13 @@ from .errors import ConfigurationError, NetworkError, TlsError
 # socket.gethostbyname_ex: (canonical name, the chain's other names, IPv4 addresses).
 Resolver = Callable[[str], tuple[str, list[str], list[str]]]
 
-DEFAULT_SUFFIXES = (".rds.amazonaws.com", ".rds.amazonaws.com.cn")
+# RDS endpoints: <id>.<hash>.<region>.rds.amazonaws.com (GovCloud included); in China,
+# <id>.<hash>.rds.<region>.amazonaws.com.cn. Other partitions: configure them.
+DEFAULT_SUFFIXES = (
+    ".rds.amazonaws.com",
+    ".rds.cn-north-1.amazonaws.com.cn",
+    ".rds.cn-northwest-1.amazonaws.com.cn",
+)
 _LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
 # At least two labels, the last not all digits: a DNS name, never an IP literal or a single label.
 _HOST_NAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\.(?![0-9]+\Z){_LABEL}")
@@ -91,16 +97,17 @@ def canonical_target(
 
 
 def parse_suffixes(value: str, variable: str) -> tuple[str, ...]:
-    """A comma-separated suffix list: each a DNS name of two labels or more, given a leading dot."""
+    """A comma-separated suffix list, each given a leading dot: DNS names of three labels or more
+    (two, such as ``.co.uk`` or ``.amazonaws.com``, would let whole registries or services in)."""
     suffixes = []
     for item in value.split(","):
         suffix = item.strip().lower().rstrip(".")
         if not suffix:
             continue
         bare = suffix.removeprefix(".")
-        if not is_host_name(bare):
+        if not is_host_name(bare) or bare.count(".") < 2:
             raise ConfigurationError(
-                f"{variable}: '{item.strip()}' is not a DNS suffix of two labels or more"
+                f"{variable}: '{item.strip()}' is not a DNS suffix of three labels or more"
             )
         suffixes.append("." + bare)
     if not suffixes:

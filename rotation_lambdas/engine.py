@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -16,12 +16,14 @@ from .errors import ConfigurationError, RotationError, StageError
 from .event import RotationEvent, Step
 from .log import get_logger
 from .metrics import StepMetrics
-from .rds import RdsLocator, read_secret
 from .secret import DatabaseSecret
 from .secrets_store import SecretsStore
 from .settings import PasswordPolicy
 from .stages import AWSCURRENT, AWSPENDING, Decision, SecretMetadata, check_token
 from .strategies.base import StepContext, Strategy
+
+if TYPE_CHECKING:
+    from .rds import RdsLocator
 
 
 class RotationEngine:
@@ -161,6 +163,8 @@ class RotationEngine:
             return None if text is None else self._validated(text, stage)
 
         def load_secret(secret_id: str, label: str) -> DatabaseSecret:
+            from .rds import read_secret  # alternating users' superuser only: not at cold start
+
             secret = self._in_family(read_secret(self.store, secret_id, label, self.rds), label)
             if "host" not in secret.raw:
                 self.logger.info(

@@ -19,7 +19,6 @@ from .adapters.base import DatabaseAdapter
 from .build_target import check_build_target
 from .engine import RotationEngine
 from .errors import ConfigurationError
-from .rds import RdsLocator
 from .secret import EngineFamily
 from .secrets_store import SecretsStore
 from .settings import (
@@ -83,7 +82,11 @@ def build_engine(
     else:
         raise ConfigurationError(f"unknown strategy; expected one of {', '.join(STRATEGIES)}")
     store = SecretsStore(client if client is not None else boto3.client("secretsmanager"))
-    rds = RdsLocator(rds_client) if rds_managed_superusers(environ) else None
+    rds = None
+    if rds_managed_superusers(environ):
+        from .rds import RdsLocator  # only for functions that ask RDS
+
+        rds = RdsLocator(rds_client)
     return RotationEngine(chosen, store, policy=PasswordPolicy.from_env(environ), rds=rds)
 
 

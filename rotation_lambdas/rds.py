@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ from .errors import ConfigurationError, RdsError
 from .secret import DatabaseSecret
 from .secrets_store import SecretsStore
 from .settings import ENV_RDS_MANAGED_SUPERUSERS
-from .stages import AWSCURRENT
+from .stages import AWSCURRENT, SecretMetadata
 
 if TYPE_CHECKING:
     from mypy_boto3_rds import RDSClient
@@ -71,28 +71,25 @@ class RdsLocator:
             self._client = self._factory()
         if self._client is None:
             import boto3
-            from botocore.config import Config
 
-            # Bounded below the function's timeout, so a missing VPC endpoint is reported as such.
-            config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
-            self._client = boto3.client("rds", config=config)
+            self._client = boto3.client("rds", config=client_config())
         return self._client
 
-    def locate(
-        self, tags: Mapping[str, str], label: str, secret_arn: str | None = None
-    ) -> dict[str, Any]:
-        """``engine``, ``host`` and ``port`` of the instance or cluster the tags name, which
-        must be in the partition, region and account of ``secret_arn`` (where RDS writes it)."""
-        by_key = {key.lower(): value for key, value in tags.items()}
-        tagged = [
-            (tag, by_key[tag.lower()])
-            for tag in (INSTANCE_TAG, CLUSTER_TAG)
-            if by_key.get(tag.lower())
-        ]
+    def locate(self, secret: SecretMetadata, label: str) -> dict[str, Any]:
+        """``engine``, ``host`` and ``port`` of the instance or cluster that RDS's tag on
+        ``secret`` (its DescribeSecret) names, in the secret's partition, region and account.
+
+        Only a secret RDS owns (``OwningService``) counts: no one else can write it, so every
+        tag on it is RDS's. The tag keys are matched exactly, as AWS compares them."""
+        if secret.owning_service != "rds":
+            raise ConfigurationError(
+                f"the {label} names no host and is not a master secret RDS manages",
+                hint="add engine, host and port to the secret",
+            )
+        tagged = [(t, secret.tags[t]) for t in (INSTANCE_TAG, CLUSTER_TAG) if secret.tags.get(t)]
         if not tagged:
             raise ConfigurationError(
-                f"the {label} names no host and is not managed by RDS (no {INSTANCE_TAG} or "
-                f"{CLUSTER_TAG} tag)",
+                f"the {label} has no {INSTANCE_TAG} or {CLUSTER_TAG} tag",
                 hint="add engine, host and port to the secret",
             )
         tag, arn = tagged[0]
@@ -100,8 +97,8 @@ class RdsLocator:
         if match is None or (match.group(4) == "db") != (tag == INSTANCE_TAG):
             kind = "instance" if tag == INSTANCE_TAG else "cluster"
             raise ConfigurationError(f"the {label}'s {tag} tag is not an RDS {kind} ARN")
-        owner = _SECRET_ARN.fullmatch(secret_arn or "")
-        if owner is not None and owner.groups() != match.groups()[:3]:
+        owner = _SECRET_ARN.fullmatch(secret.arn)
+        if owner is None or owner.groups() != match.groups()[:3]:
             raise ConfigurationError(
                 f"the {label}'s RDS {match.group(4)} {arn} is not in the secret's partition, "
                 "region and account"
@@ -166,10 +163,17 @@ def read_secret(
                 f"({ENV_RDS_MANAGED_SUPERUSERS}) so the function asks RDS where it is; "
                 "otherwise add engine, host and port to the secret",
             )
-        located = rds.locate(store.describe(secret_id).tags, label, secret_id)
+        located = rds.locate(store.describe(secret_id), label)
         data = {k: v for k, v in json.loads(text).items() if k not in located}
         return DatabaseSecret.from_mapping(data, label=label, defaults=located)
     return DatabaseSecret.parse(text, label=label)
+
+
+def client_config() -> Any:
+    """Timeouts bounded below the function's own, so a missing VPC endpoint is reported as such."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 2})
 
 
 def _translated(operation: str) -> AbstractContextManager[None]:
@@ -186,4 +190,11 @@ def _translated(operation: str) -> AbstractContextManager[None]:
     )
 
 
-__all__ = ["CLUSTER_TAG", "INSTANCE_TAG", "RdsLocator", "names_no_host", "read_secret"]
+__all__ = [
+    "CLUSTER_TAG",
+    "INSTANCE_TAG",
+    "RdsLocator",
+    "client_config",
+    "names_no_host",
+    "read_secret",
+]

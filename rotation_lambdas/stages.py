@@ -22,6 +22,7 @@ class SecretMetadata:
     rotation_enabled: bool
     versions: Mapping[str, Sequence[str]]
     tags: Mapping[str, str] = field(default_factory=dict)
+    owning_service: str | None = None  # "rds" for a master secret RDS manages
 
     @classmethod
     def from_describe(cls, response: Mapping[str, Any]) -> SecretMetadata:
@@ -31,6 +32,7 @@ class SecretMetadata:
             rotation_enabled=bool(response.get("RotationEnabled", False)),
             versions={k: tuple(v) for k, v in response.get("VersionIdsToStages", {}).items()},
             tags={str(t.get("Key")): str(t.get("Value", "")) for t in response.get("Tags", [])},
+            owning_service=response.get("OwningService"),
         )
 
     def version_with(self, stage: str) -> str | None:

@@ -18,6 +18,7 @@ from rotation_lambdas import (
     PrivilegeError,
     RdsError,
     RdsLocator,
+    SecretMetadata,
     SecretsStore,
 )
 from rotation_lambdas.handlers import build_engine
@@ -26,6 +27,12 @@ from rotation_lambdas.settings import ENV_RDS_MANAGED_SUPERUSERS
 from tests.support.leaks import LeakWatch
 
 ACCOUNT = "123456789012"
+SECRET = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:rds!db-1-AbCdEf"
+
+
+def owned_by_rds(tags: dict[str, str], arn: str = SECRET, owner: str | None = "rds") -> Any:
+    """DescribeSecret of a master secret RDS manages, as the locator reads it."""
+    return SecretMetadata(arn, False, {}, tags=tags, owning_service=owner)
 
 
 @pytest.fixture
@@ -127,7 +134,7 @@ def test_a_secret_naming_its_host_is_used_as_written(aws: None, leak_watch: Leak
 @pytest.mark.parametrize(
     ("tags", "expected"),
     [
-        ({}, "not managed by RDS"),
+        ({}, "has no aws:rds:primaryDBInstanceArn or"),
         ({INSTANCE_TAG: "db-1"}, "tag is not an RDS instance ARN"),
         ({CLUSTER_TAG: f"arn:aws:rds:us-east-1:{ACCOUNT}:db:x"}, "tag is not an RDS cluster ARN"),
         ({INSTANCE_TAG: f"arn:aws:rds:us-east-1:{ACCOUNT}:db:x\n"}, "not an RDS instance ARN"),
@@ -140,14 +147,19 @@ def test_missing_or_malformed_rds_tags_are_configuration_errors(
     aws: None, tags: dict[str, str], expected: str
 ) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        RdsLocator().locate(tags, "superuser secret")
+        RdsLocator().locate(owned_by_rds(tags), "superuser secret")
     assert expected in str(caught.value)
 
 
-def test_the_tag_key_is_matched_as_aws_s_own_functions_match_it(aws: None) -> None:
-    _, address, instance_arn = managed_instance()
-    found = RdsLocator().locate({INSTANCE_TAG.lower(): instance_arn}, "superuser secret")
-    assert found["host"] == address
+def test_only_a_secret_rds_owns_and_only_its_exact_tag_keys_count(aws: None) -> None:
+    _, _, instance_arn = managed_instance()
+    for metadata in (
+        owned_by_rds({INSTANCE_TAG: instance_arn}, owner=None),  # tagged by someone else
+        owned_by_rds({INSTANCE_TAG: instance_arn}, owner="appflow"),
+        owned_by_rds({INSTANCE_TAG.upper(): instance_arn}),  # not RDS's key
+    ):
+        with pytest.raises(ConfigurationError):
+            RdsLocator().locate(metadata, "superuser secret")
 
 
 def stubbed(operation: str, **error: Any) -> RdsLocator:
@@ -187,7 +199,7 @@ def test_a_denied_rds_call_names_the_setting_that_grants_it() -> None:
         "describe_db_instances", service_error_code="AccessDenied", http_status_code=403
     )
     with pytest.raises(PrivilegeError) as caught:
-        locator.locate({INSTANCE_TAG: INSTANCE}, "superuser secret")
+        locator.locate(owned_by_rds({INSTANCE_TAG: INSTANCE}), "superuser secret")
     assert "RDS denied DescribeDBInstances (AccessDenied)" in str(caught.value)
     assert "RdsManagedSuperusers=true" in str(caught.value)
     assert caught.value.__cause__ is not None
@@ -202,7 +214,7 @@ def test_a_denied_rds_call_names_the_setting_that_grants_it() -> None:
 )
 def test_a_database_without_an_endpoint_yet_says_so(operation: str, tag: str, arn: str) -> None:
     with pytest.raises(RdsError) as caught:
-        stubbed(operation).locate({tag: arn}, "superuser secret")
+        stubbed(operation).locate(owned_by_rds({tag: arn}), "superuser secret")
     assert "has no endpoint (status creating)" in str(caught.value)
     assert caught.value.category == "rds"
 
@@ -210,7 +222,7 @@ def test_a_database_without_an_endpoint_yet_says_so(operation: str, tag: str, ar
 def test_other_rds_failures_are_rds_errors() -> None:
     locator = stubbed("describe_db_clusters", service_error_code="Throttling", http_status_code=400)
     with pytest.raises(RdsError, match=r"RDS DescribeDBClusters failed \(Throttling\)"):
-        locator.locate({CLUSTER_TAG: CLUSTER}, "superuser secret")
+        locator.locate(owned_by_rds({CLUSTER_TAG: CLUSTER}), "superuser secret")
 
 
 def test_the_function_setting_turns_the_lookup_on(aws: None) -> None:
@@ -239,7 +251,8 @@ def test_an_empty_instance_tag_does_not_list_every_instance(aws: None) -> None:
         Port=5433,
     )["DBCluster"]
     tags = {INSTANCE_TAG: "", CLUSTER_TAG: cluster["DBClusterArn"]}
-    assert RdsLocator().locate(tags, "superuser secret")["host"] == cluster["Endpoint"]
+    found = RdsLocator().locate(owned_by_rds(tags), "superuser secret")
+    assert found["host"] == cluster["Endpoint"]
 
 
 def test_an_answer_for_another_database_is_not_taken() -> None:
@@ -253,7 +266,7 @@ def test_an_answer_for_another_database_is_not_taken() -> None:
     stubber.add_response("describe_db_instances", {"DBInstances": [other]})
     stubber.activate()
     with pytest.raises(ConfigurationError, match="does not exist"):
-        RdsLocator(client).locate({INSTANCE_TAG: INSTANCE}, "superuser secret")
+        RdsLocator(client).locate(owned_by_rds({INSTANCE_TAG: INSTANCE}), "superuser secret")
 
 
 @pytest.mark.parametrize(
@@ -262,11 +275,12 @@ def test_an_answer_for_another_database_is_not_taken() -> None:
         "arn:aws:secretsmanager:us-east-1:999999999999:secret:rds!db-1-AbCdEf",
         "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1-AbCdEf",
         "arn:aws-cn:secretsmanager:us-east-1:123456789012:secret:rds!db-1-AbCdEf",
+        "rds!db-1",  # not an ARN: nothing to compare with, so refused
     ],
 )
 def test_the_database_must_be_where_the_secret_is(secret_arn: str) -> None:
     with pytest.raises(ConfigurationError, match="not in the secret's partition, region and"):
-        RdsLocator().locate({INSTANCE_TAG: INSTANCE}, "superuser secret", secret_arn)
+        RdsLocator().locate(owned_by_rds({INSTANCE_TAG: INSTANCE}, secret_arn), "superuser")
 
 
 def test_rds_says_where_whatever_else_the_secret_holds(aws: None, leak_watch: LeakWatch) -> None:
@@ -278,3 +292,19 @@ def test_rds_says_where_whatever_else_the_secret_holds(aws: None, leak_watch: Le
     secret = read_secret(SecretsStore(sm), arn, "superuser secret", RdsLocator())
     assert (secret.host, secret.port, secret.engine) == (address, 6543, "postgres")
     assert "host" not in secret.raw
+
+
+def test_a_secret_anyone_wrote_with_rds_s_tag_is_not_located(
+    aws: None, leak_watch: LeakWatch
+) -> None:
+    """moto lets anyone write an aws: tag; even where AWS would too, the secret is not RDS's."""
+    _, _, instance_arn = managed_instance()
+    sm = boto3.client("secretsmanager")
+    leak_watch.add("pw-Forged-1")
+    arn = sm.create_secret(
+        Name="forged",
+        SecretString=json.dumps({"username": "admin", "password": "pw-Forged-1"}),
+        Tags=[{"Key": INSTANCE_TAG, "Value": instance_arn}],
+    )["ARN"]
+    with pytest.raises(ConfigurationError, match="not a master secret RDS manages"):
+        read_secret(SecretsStore(sm), arn, "superuser secret", RdsLocator())

@@ -1,7 +1,7 @@
 """verify-full through a DNS alias, resolved for real: the functions' adapters run in a process
 with its own /etc/hosts (a private mount namespace), where ``db.internal.example`` is an alias of
-``db.keyturn.test`` (a name the test CA's server certificates carry), as a CNAME of an RDS
-endpoint would be, with ``.keyturn.test`` as the allowed suffix in place of RDS's domains. libpq
+``server.db.keyturn.test`` (a name the test CA's server certificates carry), as a CNAME of an RDS
+endpoint would be, with ``.db.keyturn.test`` as the allowed suffix in place of RDS's domains. libpq
 and PyMySQL resolve through the system's resolver, as on Lambda."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from keyturn_local.servers import TEST_DNS_NAME, MariaDBServer, PostgresServer
+from keyturn_local.servers import TEST_DNS_NAME, TEST_DNS_SUFFIX, MariaDBServer, PostgresServer
 from tests.support.leaks import LeakWatch
 
 pytestmark = pytest.mark.integration
@@ -24,7 +24,7 @@ HOSTS = (
     "127.0.0.1 localhost\n"
     f"127.0.0.1 {TEST_DNS_NAME} db.internal.example\n"
     "127.0.0.1 elsewhere.example db.hijacked.example\n"  # no name under the suffix
-    "127.0.0.1 evil.keyturn.test db.evil.example\n"  # under the suffix, not in the certificate
+    "127.0.0.1 evil.db.keyturn.test db.evil.example\n"  # under the suffix, not in the certificate
     "::1 localhost ip6-localhost\n"
 )
 PROBE = """
@@ -37,7 +37,7 @@ for case in cases:
     settings = ConnectSettings(
         ca_bundle=case["ca"],
         verify_canonical_name=case["canonical"],
-        canonical_name_suffixes=(".keyturn.test",),
+        canonical_name_suffixes=(case["suffix"],),
     )
     secret = DatabaseSecret.from_mapping(case["secret"])
     try:
@@ -106,7 +106,12 @@ def test_an_alias_verifies_only_with_the_setting_and_only_against_its_canonical_
                 "password": server.admin.password,
             }
             cases.append(
-                {"ca": str(server.tls_files.ca_cert), "canonical": canonical, "secret": secret}
+                {
+                    "ca": str(server.tls_files.ca_cert),
+                    "canonical": canonical,
+                    "suffix": TEST_DNS_SUFFIX,
+                    "secret": secret,
+                }
             )
             expected.append(f"{engine} {host} canonical={canonical}: {outcome}")
     results = in_private_hosts(tmp_path, cases)

@@ -16,7 +16,13 @@ import boto3
 import pytest
 
 from keyturn_local.driver import register_stand_in_function, rotate
-from keyturn_local.servers import TEST_DNS_NAME, MariaDBServer, MotoServer, PostgresServer
+from keyturn_local.servers import (
+    TEST_DNS_NAME,
+    TEST_DNS_SUFFIX,
+    MariaDBServer,
+    MotoServer,
+    PostgresServer,
+)
 from keyturn_local.users import create_admin_user, create_app_user
 from rotation_lambdas import DatabaseSecret, EngineFamily
 from rotation_lambdas.handlers import make_adapter
@@ -355,7 +361,7 @@ def test_an_rds_managed_superuser_and_a_dns_alias_under_awslambdaric(
         "KEYTURN_TLS_CA_BUNDLE": str(server.tls_files.ca_cert),
         "KEYTURN_RDS_MANAGED_SUPERUSERS": "true",
         "KEYTURN_TLS_VERIFY_CANONICAL_NAME": "true",
-        "KEYTURN_TLS_CANONICAL_NAME_SUFFIXES": ".keyturn.test",
+        "KEYTURN_TLS_CANONICAL_NAME_SUFFIXES": TEST_DNS_SUFFIX,
     }
     stand_in = register_stand_in_function(
         boto3.client("lambda", endpoint_url=moto.endpoint),

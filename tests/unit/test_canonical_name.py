@@ -42,6 +42,13 @@ def test_an_alias_of_an_rds_endpoint_gives_that_endpoint_and_the_address() -> No
     assert target == CanonicalTarget(RDS, "10.0.0.7")
 
 
+def test_a_china_endpoint_is_under_the_default_suffixes() -> None:
+    china = "mydb.abc123.rds.cn-north-1.amazonaws.com.cn"
+    assert canonical_target("db.internal.example", resolve=answering(china)) == (
+        CanonicalTarget(china, "10.0.0.7")
+    )
+
+
 def test_the_first_rds_name_on_the_chain_not_its_last() -> None:
     """A public RDS endpoint is itself a CNAME of an EC2 name its certificate lacks."""
     target = canonical_target("db.internal.example", resolve=answering(EC2, RDS))
@@ -86,14 +93,17 @@ def test_a_name_that_does_not_resolve_is_a_network_error_naming_it() -> None:
     ("value", "expected"),
     [
         (".rds.amazonaws.com", (".rds.amazonaws.com",)),
-        ("rds.amazonaws.com., .Corp.Example", (".rds.amazonaws.com", ".corp.example")),
+        ("rds.amazonaws.com., .DB.Corp.Example", (".rds.amazonaws.com", ".db.corp.example")),
     ],
 )
 def test_suffixes_are_parsed(value: str, expected: tuple[str, ...]) -> None:
     assert parse_suffixes(value, "X") == expected
 
 
-@pytest.mark.parametrize("value", ["", " , ", ".com", "10.0.0.1", "a..b", "*.example.com"])
+@pytest.mark.parametrize(
+    "value",
+    ["", " , ", ".com", ".co.uk", ".amazonaws.com", "10.0.0.1", "a..b.c", "*.example.com"],
+)
 def test_a_suffix_list_that_would_trust_too_much_is_refused(value: str) -> None:
     with pytest.raises(ConfigurationError, match="X"):
         parse_suffixes(value, "X")
@@ -145,10 +155,10 @@ def test_mysql_connects_to_the_address_and_verifies_the_rds_name(aliased: None) 
 
 
 def test_the_suffixes_come_from_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(socket, "gethostbyname_ex", answering("pg.corp.example"))
-    env = ON | {ENV_TLS_CANONICAL_NAME_SUFFIXES: ".corp.example"}
+    monkeypatch.setattr(socket, "gethostbyname_ex", answering("pg.db.corp.example"))
+    env = ON | {ENV_TLS_CANONICAL_NAME_SUFFIXES: ".db.corp.example"}
     kwargs = PostgresAdapter(ConnectSettings.from_env(env)).connect_kwargs(secret("postgres"))
-    assert kwargs["host"] == "pg.corp.example"
+    assert kwargs["host"] == "pg.db.corp.example"
     default = PostgresAdapter(ConnectSettings.from_env(ON)).connect_kwargs(secret("postgres"))
     assert default["host"] == "db.internal.example"
 
