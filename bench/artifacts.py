@@ -5,7 +5,7 @@
 BUILD_DIR defaults to a fresh `scripts/sam-build x86_64` into .aws-sam/bench. For each function:
 unzipped and zipped size, then, as Lambda runs it - a read-only copy of the artifact, fresh
 `python -I -S -B` interpreters (no site, no bytecode written: /var/task is read-only) with only
-the artifact on the path - the median of 7 cold imports of the handler module and of the
+the artifact on the path - the median of 11 cold imports of the handler module and of the
 handler's first initialisation (import + engine: settings, adapter, boto3 client). Anchors from
 the same copies in the same run: interpreter start-up alone, and `import boto3` plus the
 function's driver (what AWS's own rotation functions import, the runtime's SDK precompiled).
@@ -33,7 +33,7 @@ FUNCTIONS = {
     "PostgresAlternatingUsersFunction": ("postgres_alternating_users", "postgres"),
     "MySQLAlternatingUsersFunction": ("mysql_alternating_users", "mysql"),
 }
-RUNS = 7
+RUNS = 11
 PYTHON = sys.executable
 
 
@@ -46,27 +46,30 @@ def sizes(artifact: Path) -> tuple[int, int]:
     return sum(p.stat().st_size for p in files), buf.tell()
 
 
-def timed(artifact: Path, body: str) -> float:
-    """Median milliseconds of `body` in fresh `python -I -S` processes (the artifact first)."""
-    code = (
-        "import time, sys\n"
-        f"sys.path.insert(0, {str(artifact)!r})\n"
-        "t = time.perf_counter()\n"
-        f"{body}\n"
-        "print((time.perf_counter() - t) * 1000)"
-    )
+def timed(artifact: Path, *bodies: str) -> list[float]:
+    """Median milliseconds of each body in fresh `python -I -S -B` processes (the artifact
+    first). The bodies take turns, run after run, so a machine slowing down or speeding up
+    during the measurement weighs on each alike and the ratios between them hold."""
     env = {"AWS_DEFAULT_REGION": "us-east-1", "PATH": os.environ.get("PATH", "")}
-    samples = []
+    samples: list[list[float]] = [[] for _ in bodies]
     for _ in range(RUNS):
-        out = subprocess.run(
-            [PYTHON, "-I", "-S", "-B", "-c", code],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        )
-        samples.append(float(out.stdout.strip()))
-    return statistics.median(samples)
+        for i, body in enumerate(bodies):
+            code = (
+                "import time, sys\n"
+                f"sys.path.insert(0, {str(artifact)!r})\n"
+                "t = time.perf_counter()\n"
+                f"{body}\n"
+                "print((time.perf_counter() - t) * 1000)"
+            )
+            out = subprocess.run(
+                [PYTHON, "-I", "-S", "-B", "-c", code],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
+            samples[i].append(float(out.stdout.strip()))
+    return [statistics.median(s) for s in samples]
 
 
 def read_only_copy(artifact: Path, into: Path) -> Path:
@@ -120,18 +123,15 @@ def main() -> None:
 def measure(artifact: Path, function: str, handler: str, family: str) -> None:
     raw, packed = sizes(artifact)
     driver = "psycopg" if family == "postgres" else "pymysql"
-    anchor = timed(artifact, f"import boto3, {driver}")
-    imported = timed(
+    strategy = "alternating_users" if "Alternating" in function else "single_user"
+    engine_family = "POSTGRESQL" if family == "postgres" else "MYSQL"
+    anchor, imported, init = timed(
         artifact,
+        f"import boto3, {driver}",
         f"from rotation_lambdas.handlers import {handler}\n"
         f"import rotation_lambdas.adapters.{family}",
-    )
-    strategy = "alternating_users" if "Alternating" in function else "single_user"
-    init = timed(
-        artifact,
         "from rotation_lambdas.handlers import build_engine, EngineFamily\n"
-        f"build_engine(EngineFamily.{'POSTGRESQL' if family == 'postgres' else 'MYSQL'}, "
-        f"{strategy!r})",
+        f"build_engine(EngineFamily.{engine_family}, {strategy!r})",
     )
     print(
         f"{function:34} {raw / 2**20:7.1f}MB {packed / 2**20:6.1f}MB {anchor:7.0f}ms "
