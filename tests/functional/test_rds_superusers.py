@@ -24,6 +24,7 @@ from rotation_lambdas import (
 from rotation_lambdas.handlers import build_engine
 from rotation_lambdas.rds import CLUSTER_TAG, INSTANCE_TAG, names_no_host, read_secret
 from rotation_lambdas.settings import ENV_RDS_MANAGED_SUPERUSERS
+from tests.support.db_setup import rds_instance
 from tests.support.leaks import LeakWatch
 
 ACCOUNT = "123456789012"
@@ -44,15 +45,7 @@ def aws() -> Iterator[None]:
 def managed_instance(engine: str = "postgres", port: int = 6543) -> tuple[str, str, str]:
     """An RDS instance whose master password RDS manages: (secret ARN, address, instance ARN)."""
     rds = boto3.client("rds")
-    instance = rds.create_db_instance(
-        DBInstanceIdentifier=f"main-{engine}",
-        DBInstanceClass="db.t4g.micro",
-        Engine=engine,
-        MasterUsername="admin",
-        ManageMasterUserPassword=True,
-        Port=port,
-        AllocatedStorage=20,
-    )["DBInstance"]
+    instance = rds_instance(rds, f"main-{engine}", engine, port, "admin")
     return (
         instance["MasterUserSecret"]["SecretArn"],
         instance["Endpoint"]["Address"],

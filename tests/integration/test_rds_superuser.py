@@ -14,7 +14,6 @@ from moto import mock_aws
 from keyturn_cli.preflight import Preflight
 from keyturn_local.driver import RotationFailed, register_stand_in_function, rotate
 from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
-from keyturn_local.users import create_admin_user, create_app_user
 from rotation_lambdas import DatabaseSecret, Step
 from rotation_lambdas.handlers import ALTERNATING_USERS, build_engine, make_adapter
 from rotation_lambdas.settings import (
@@ -22,7 +21,7 @@ from rotation_lambdas.settings import (
     ENV_TLS_CA_BUNDLE,
     ConnectSettings,
 )
-from tests.support.db_setup import new_password
+from tests.support.db_setup import rds_instance, rds_managed_superuser
 from tests.support.leaks import LeakWatch
 from tests.support.strict_sm import StrictSecretsManager
 
@@ -42,15 +41,7 @@ def test_alternating_users_with_an_rds_managed_master_secret(
         rds = boto3.client("rds")
         answered: list[str] = []
         if engine_name == "postgres":  # an RDS instance
-            instance = rds.create_db_instance(
-                DBInstanceIdentifier="keyturn-postgres",
-                DBInstanceClass="db.t4g.micro",
-                Engine="postgres",
-                MasterUsername=master,
-                ManageMasterUserPassword=True,
-                Port=server.port,
-                AllocatedStorage=20,
-            )["DBInstance"]
+            instance = rds_instance(rds, "keyturn-postgres", "postgres", server.port, master)
             rds_name = instance["Endpoint"]["Address"]
             master_arn = instance["MasterUserSecret"]["SecretArn"]
 
@@ -81,22 +72,16 @@ def test_alternating_users_with_an_rds_managed_master_secret(
 
         # RDS set the master user's password, and wrote the secret as it does: no host.
         sm = StrictSecretsManager(boto3.client("secretsmanager"))
-        master_password = new_password(leak_watch)
-        sm.put_secret_value(
-            SecretId=master_arn,
-            SecretString=json.dumps({"username": master, "password": master_password}),
+        value = rds_managed_superuser(
+            sm,
+            master_arn,
+            server,
+            engine_name,
+            leak_watch,
+            master=master,
+            base=base,
+            host=server.admin.host,
         )
-        create_admin_user(server, master, master_password, drop=[base + "_clone", base])
-        password = new_password(leak_watch)
-        create_app_user(server, engine_name, base, password)
-        value = {
-            "engine": engine_name,
-            "host": server.admin.host,
-            "port": server.port,
-            "username": base,
-            "password": password,
-            "masterarn": master_arn,
-        }
         arn = sm.create_secret(Name=f"rds/{base}", SecretString=json.dumps(value))["ARN"]
         stand_in = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
         family = family_of(engine_name)

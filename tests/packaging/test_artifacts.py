@@ -23,11 +23,10 @@ from keyturn_local.servers import (
     MotoServer,
     PostgresServer,
 )
-from keyturn_local.users import create_admin_user, create_app_user
 from rotation_lambdas import DatabaseSecret, EngineFamily
 from rotation_lambdas.handlers import make_adapter
 from rotation_lambdas.settings import ConnectSettings
-from tests.support.db_setup import new_password, setup_secret
+from tests.support.db_setup import rds_instance, rds_managed_superuser, setup_secret
 from tests.support.leaks import LeakWatch
 
 from .conftest import FUNCTIONS
@@ -317,33 +316,18 @@ def test_an_rds_managed_superuser_and_a_dns_alias_under_awslambdaric(
     rds = boto3.client("rds", endpoint_url=moto.endpoint)
     sm = boto3.client("secretsmanager", endpoint_url=moto.endpoint)
     master, base = f"rdsm_{engine[:2]}", f"alias_{engine[:2]}"
-    instance = rds.create_db_instance(
-        DBInstanceIdentifier=f"keyturn-{engine}",
-        DBInstanceClass="db.t4g.micro",
-        Engine=engine,
-        EngineVersion="15.8" if postgres else "10.11.8",
-        MasterUsername=master,
-        ManageMasterUserPassword=True,
-        Port=server.port,
-        AllocatedStorage=20,
-    )["DBInstance"]
+    instance = rds_instance(rds, f"keyturn-{engine}", engine, server.port, master)
     master_arn = instance["MasterUserSecret"]["SecretArn"]
-    master_password = new_password(leak_watch)
-    sm.put_secret_value(
-        SecretId=master_arn,
-        SecretString=json.dumps({"username": master, "password": master_password}),
+    value = rds_managed_superuser(
+        sm,
+        master_arn,
+        server,
+        engine,
+        leak_watch,
+        master=master,
+        base=base,
+        host="db.internal.example",
     )
-    create_admin_user(server, master, master_password, drop=[base + "_clone", base])
-    password = new_password(leak_watch)
-    create_app_user(server, engine, base, password)
-    value = {
-        "engine": engine,
-        "host": "db.internal.example",
-        "port": server.port,
-        "username": base,
-        "password": password,
-        "masterarn": master_arn,
-    }
     arn = sm.create_secret(Name=f"alias/{base}", SecretString=json.dumps(value))["ARN"]
     hosts = tmp_path / "hosts"
     hosts.write_text(

@@ -57,6 +57,56 @@ def setup_secret(
     return arn, data
 
 
+ENGINE_VERSIONS = {"postgres": "15.8", "mariadb": "10.11.8", "mysql": "8.0.39"}
+
+
+def rds_instance(rds: Any, identifier: str, engine: str, port: int, master: str) -> Any:
+    """An RDS instance whose master password RDS manages (``DescribeDBInstances``' entry; its
+    ``MasterUserSecret`` names the secret RDS created)."""
+    return rds.create_db_instance(
+        DBInstanceIdentifier=identifier,
+        DBInstanceClass="db.t4g.micro",
+        Engine=engine,
+        EngineVersion=ENGINE_VERSIONS[engine],
+        MasterUsername=master,
+        ManageMasterUserPassword=True,
+        Port=port,
+        AllocatedStorage=20,
+    )["DBInstance"]
+
+
+def rds_managed_superuser(
+    client: Any,
+    master_arn: str,
+    server: PostgresServer | MariaDBServer,
+    engine: str,
+    leaks: LeakWatch,
+    *,
+    master: str,
+    base: str,
+    host: str,
+) -> dict[str, Any]:
+    """As RDS leaves things: the master user's password set on the server and in RDS's secret
+    (``username`` and ``password`` only). Then an application user ``base``; returns the value
+    of its secret, which names the master secret and the database as ``host``."""
+    master_password = new_password(leaks)
+    client.put_secret_value(
+        SecretId=master_arn,
+        SecretString=json.dumps({"username": master, "password": master_password}),
+    )
+    create_admin_user(server, master, master_password, drop=[base + "_clone", base])
+    password = new_password(leaks)
+    create_app_user(server, engine, base, password)
+    return {
+        "engine": engine,
+        "host": host,
+        "port": server.port,
+        "username": base,
+        "password": password,
+        "masterarn": master_arn,
+    }
+
+
 @contextmanager
 def max_password_errors(server: MariaDBServer, limit: int) -> Iterator[None]:
     """MariaDB blocks an account after ``limit`` wrong passwords in a row (until FLUSH
