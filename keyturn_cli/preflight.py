@@ -69,7 +69,7 @@ class Preflight:
         rds_client_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.client = client
-        # RDS-managed superuser secrets: RDS with the same credentials, region and endpoint.
+        # RDS-managed superuser secrets: located with the command's credentials and region.
         self.rds = RdsLocator(factory=rds_client_factory)
         self.store = SecretsStore(client)
         self.secret_id = secret_id

@@ -16,10 +16,6 @@ DENIED = ("AccessDeniedException", "AccessDenied", "KMSAccessDeniedException")
 class MissingResource(Exception):
     """Internal: the call answered that what it was asked for does not exist."""
 
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
 
 @contextmanager
 def translated(

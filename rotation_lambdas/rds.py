@@ -4,9 +4,9 @@ RDS writes only ``username`` and ``password`` into the secret it manages for a m
 (``ManageMasterUserPassword``) and tags the secret with its instance or cluster
 (``aws:rds:primaryDBInstanceArn`` / ``aws:rds:primaryDBClusterArn``). Used as the superuser of
 alternating users, such a secret gets host, port and engine from DescribeDBInstances or
-DescribeDBClusters, as AWS's own multi-user functions do. Tags with the ``aws:`` prefix are
-written by AWS only, so whoever may write secrets cannot choose the server through them; and the
-superuser still acts only after setSecret's proofs on that server.
+DescribeDBClusters, as AWS's own multi-user functions do. Only a secret RDS owns counts: no one
+else can write it, so its tags are RDS's and whoever may write secrets cannot choose the server
+through them; and the superuser still acts only after setSecret's proofs on that server.
 
 Off unless the function is deployed with ``RdsManagedSuperusers=true``
 (``KEYTURN_RDS_MANAGED_SUPERUSERS``), which is also what grants the RDS calls.
