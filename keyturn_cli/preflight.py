@@ -2,43 +2,36 @@
 
 Checks, in order (a failed check skips the ones that depend on it): the secret can be read and
 no rotation is stuck; its JSON suits the strategy; the engine and which function to use; the
-database is reachable; TLS as configured; the current credentials log in; the privileges the
-strategy needs. For alternating users, also the proofs setSecret makes before the superuser acts:
-the secret controls the account, the superuser's server is the secret's, and an existing clone
-holds nothing beyond the base. Nothing is changed: PostgreSQL's statements run in a transaction
+database is reachable; TLS as configured; the current credentials log in. Then the proofs
+setSecret makes before it changes anything, run by the strategy's own code (one sequence, so
+preflight cannot drift from the function): for single user, that the login proves control of the
+account and no other account of the user would keep the old password; for alternating users,
+the same, on the superuser's server, and who may change the pair's other user. Last, the
+privileges the strategy needs. Nothing is changed: PostgreSQL's statements run in a transaction
 that is rolled back, the MySQL family's checks only read.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from rotation_lambdas import DatabaseSecret, EngineFamily, RotationError, SecretsStore
-from rotation_lambdas.adapters import DatabaseAdapter, ServerMarker
-from rotation_lambdas.errors import (
-    AuthenticationError,
-    ConfigurationError,
-    NetworkError,
-    PrivilegeError,
-    TlsError,
-)
+from rotation_lambdas.adapters import DatabaseAdapter
+from rotation_lambdas.errors import AuthenticationError, ConfigurationError, NetworkError, TlsError
 from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, make_adapter
 from rotation_lambdas.log import get_logger
 from rotation_lambdas.rds import RdsLocator, read_secret
 from rotation_lambdas.secret import TlsMode
 from rotation_lambdas.settings import ConnectSettings
 from rotation_lambdas.stages import AWSCURRENT, unfinished_rotation
-from rotation_lambdas.strategies.alternating_users import (
-    SUPERUSER_KEY,
-    AlternatingUsersStrategy,
-    Login,
-    check_username_length,
-    user_pair,
-)
+from rotation_lambdas.strategies import AlternatingUsersStrategy, SingleUserStrategy
+from rotation_lambdas.strategies.alternating_users import SUPERUSER_KEY, user_pair
 from rotation_lambdas.strategies.base import StepContext
+from rotation_lambdas.strategies.proofs import Note, Proofs
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 FUNCTION_PREFIX = {EngineFamily.POSTGRESQL: "postgres", EngineFamily.MYSQL: "mysql"}
@@ -116,36 +109,77 @@ class Preflight:
             f"rotate it with the {function} function",
         )
         adapter = make_adapter(secret.family, self.settings)
-        superuser = None
-        if strategy == ALTERNATING_USERS:
-            superuser = self._superuser(adapter, secret)  # configuration first
-        proofs = ("account", "same server", "clone") if strategy == ALTERNATING_USERS else ()
+        rotation: SingleUserStrategy[Any] | AlternatingUsersStrategy[Any] = (
+            AlternatingUsersStrategy(adapter, self.superuser_secret_id)
+            if strategy == ALTERNATING_USERS
+            else SingleUserStrategy(adapter)
+        )
+        proofs = (*rotation.proof_steps, "privileges")
         if not self._reachable(secret, "network"):
-            self.skip("tls", "login", *proofs, "privileges", because="the database is unreachable")
+            self.skip("tls", "login", *proofs, because="the database is unreachable")
             return self.checks
-        conn = self._login(adapter, secret, "tls", "login")
-        if conn is None:
-            self.skip(*proofs, "privileges", because="the current credentials do not log in")
+        if not self._login(adapter, secret, "tls", "login"):
+            self.skip(*proofs, because="the current credentials do not log in")
             return self.checks
+        report = _Report(self)
         try:
-            if strategy == SINGLE_USER:
-                problems = adapter.own_password_problems(conn, secret)
-                self._privileges(problems, f"'{secret.username}' may change its own password")
-                self._lockout(adapter.lockout_after(conn))
+            if isinstance(rotation, AlternatingUsersStrategy):
+                self._alternating(rotation, secret, report)
             else:
-                marker = self._account(adapter, conn, secret)
-                rest = ("same server", "clone", "privileges")
-                if marker is None:
-                    self.skip(*rest, because="the secret does not prove control of the account")
-                elif superuser is None:
-                    self.skip(*rest, because="no usable superuser secret")
-                else:
-                    self._administration(adapter, secret, superuser, marker)
-        finally:
-            adapter.close(conn)
+                self._single_user(rotation, secret, report)
+        except _Stopped:
+            pass
+        self.skip(*proofs, because="an earlier check failed")
         return self.checks
 
     # --- the checks -----------------------------------------------------------------------------
+
+    def _context(self) -> StepContext:
+        def load_stage(stage: str) -> DatabaseSecret | None:
+            text = self.store.get_value(self.secret_id, stage=stage)
+            return None if text is None else DatabaseSecret.parse(text, label=stage)
+
+        def load_secret(secret_id: str, label: str) -> DatabaseSecret:
+            return read_secret(self.store, secret_id, label, self.rds)
+
+        return StepContext(get_logger(), load_stage, load_secret, self.arn)
+
+    def _single_user(
+        self, strategy: SingleUserStrategy[Any], secret: DatabaseSecret, report: _Report
+    ) -> None:
+        adapter = strategy.adapter
+        with strategy.proven(secret, report) as conn:
+            problems = adapter.own_password_problems(conn, secret)
+            self._privileges(problems, f"'{secret.username}' may change its own password")
+            self._lockout(adapter.lockout_after(conn))
+
+    def _alternating(
+        self, strategy: AlternatingUsersStrategy[Any], secret: DatabaseSecret, report: _Report
+    ) -> None:
+        with strategy.proven(self._context(), secret, None, report) as proven:
+            admin, conn = strategy.admin, proven.conn
+            try:
+                differences = (
+                    admin.parity_differences(conn, proven.base, proven.clone)
+                    if admin.user_exists(conn, proven.clone)
+                    else []
+                )
+                problems = admin.administration_problems(conn, proven.base)
+            except RotationError as exc:
+                self.add("privileges", FAIL, exc.message, exc.hint)
+                return
+            if differences:
+                self.add(
+                    "parity",
+                    WARN,
+                    f"'{proven.clone}' differs from '{proven.base}': " + "; ".join(differences),
+                    "the next rotation mirrors the clone from the base",
+                )
+            self._privileges(
+                problems,
+                f"'{proven.superuser.username}' may create '{proven.clone}', set passwords and "
+                "grant",
+            )
 
     def _secret(self) -> DatabaseSecret | None:
         try:
@@ -177,7 +211,7 @@ class Preflight:
         try:
             secret = DatabaseSecret.parse(text, label=AWSCURRENT)
             if (self.strategy or "") == ALTERNATING_USERS or SUPERUSER_KEY in secret.raw:
-                check_username_length(secret.family, user_pair(secret.username)[0])
+                user_pair(secret.username)
         except RotationError as exc:
             self.add("format", FAIL, exc.message, exc.hint or "see the README's 'The secret'")
             return None
@@ -201,19 +235,20 @@ class Preflight:
 
     def _login(
         self, adapter: DatabaseAdapter[Any], secret: DatabaseSecret, tls: str, login: str
-    ) -> Any:
+    ) -> bool:
+        """TLS and the login, each a row (the proofs log in again, as setSecret does)."""
         try:
             mode = adapter.tls_mode(secret)
         except ConfigurationError as exc:
             self.add(tls, FAIL, exc.message, exc.hint)
             self.skip(login, because="the TLS settings are refused (nothing was sent)")
-            return None
+            return False
         try:
             conn = adapter.open(secret)
         except TlsError as exc:
             self.add(tls, FAIL, exc.message, exc.hint)
             self.skip(login, because="TLS failed (no plaintext retry is ever made)")
-            return None
+            return False
         except AuthenticationError as exc:
             self._tls_passed(tls, mode)
             self.add(
@@ -223,18 +258,15 @@ class Preflight:
                 "the database does not accept the stored password: set it to the secret's, "
                 "or store the database's password in the secret",
             )
-            return None
-        except NetworkError as exc:
+            return False
+        except (NetworkError, RotationError) as exc:
             self.skip(tls, because="no session was established")
             self.add(login, FAIL, exc.message, exc.hint)
-            return None
-        except RotationError as exc:
-            self.skip(tls, because="no session was established")
-            self.add(login, FAIL, exc.message, exc.hint)
-            return None
+            return False
+        adapter.close(conn)
         self._tls_passed(tls, mode)
         self.add(login, PASS, f"'{secret.username}' logs in with the AWSCURRENT password")
-        return conn
+        return True
 
     def _lockout(self, after: int | None) -> None:
         if after is None:
@@ -274,126 +306,28 @@ class Preflight:
         else:
             self.add("privileges", PASS, allowed)
 
-    def _superuser(self, adapter: Any, secret: DatabaseSecret) -> DatabaseSecret | None:
-        """The superuser secret, validated as setSecret would; None (and a failed check) if not."""
-        strategy = AlternatingUsersStrategy(adapter, self.superuser_secret_id)
 
-        def load_secret(secret_id: str, label: str) -> DatabaseSecret:
-            return read_secret(self.store, secret_id, label, self.rds)
+class _Stopped(Exception):
+    """A proof failed: the checks that depend on it are skipped."""
 
-        context = StepContext(get_logger(), lambda _: None, load_secret, self.arn)
+
+class _Report(Proofs):
+    """The strategy's proofs as rows of the report: a failure stops the sequence."""
+
+    def __init__(self, preflight: Preflight) -> None:
+        self.preflight = preflight
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Note]:
         try:
-            superuser = strategy.superuser(context, secret)
+            with super().step(name) as note:
+                yield note
         except RotationError as exc:
-            self.add("superuser secret", FAIL, exc.message, exc.hint)
-            return None
-        where = f"user '{superuser.username}' at {superuser.endpoint}"
-        if "host" not in superuser.raw:
-            self.add(
-                "superuser secret",
-                WARN,
-                f"{where}, located through RDS (a master secret RDS manages)",
-                "the function finds it only when deployed with RdsManagedSuperusers=true",
-            )
+            self.preflight.add(name, FAIL, exc.message, exc.hint)
+            raise _Stopped(name) from exc
+
+    def passed(self, name: str, note: Note) -> None:
+        if note.warning:
+            self.preflight.add(name, WARN, note.warning, note.hint)
         else:
-            self.add("superuser secret", PASS, where)
-        return superuser
-
-    def _account(self, adapter: Any, conn: Any, secret: DatabaseSecret) -> ServerMarker | None:
-        """setSecret's first proof: the secret's credentials log in as the account itself."""
-        try:
-            if not adapter.logged_in_as(conn, secret.username):
-                self.add(
-                    "account",
-                    FAIL,
-                    f"the login as '{secret.username}' matched another account (anonymous or "
-                    "proxied): the superuser would refuse to act",
-                    "remove the anonymous accounts or the proxy grant that matched",
-                )
-                return None
-            marker: ServerMarker = adapter.claim_marker(conn)
-        except RotationError as exc:
-            self.add("account", FAIL, exc.message, exc.hint)
-            return None
-        self.add(
-            "account",
-            PASS,
-            f"the secret controls '{secret.username}' (its AWSCURRENT password logs in as it)",
-        )
-        return marker
-
-    def _administration(
-        self, adapter: Any, secret: DatabaseSecret, superuser: DatabaseSecret, marker: ServerMarker
-    ) -> None:
-        later = ("same server", "clone", "privileges")
-        if not self._reachable(superuser, "superuser network"):
-            self.skip(
-                "superuser tls",
-                "superuser login",
-                *later,
-                because="the superuser's database is unreachable",
-            )
-            return
-        conn = self._login(adapter, superuser, "superuser tls", "superuser login")
-        if conn is None:
-            self.skip(*later, because="the superuser does not log in")
-            return
-        base, clone = user_pair(secret.username)
-        strategy = AlternatingUsersStrategy(adapter)
-        try:
-            try:
-                strategy.prove_on_superuser_server(
-                    conn, marker, Login(AWSCURRENT, secret), superuser
-                )
-                self.add(
-                    "same server",
-                    PASS,
-                    f"{superuser.endpoint} and {secret.endpoint} reach one server: the lock "
-                    f"taken at {secret.endpoint} is held there by '{secret.username}' itself",
-                )
-            except PrivilegeError as exc:
-                # The superuser cannot verify the proof; what else it lacks is still worth listing.
-                self.add("same server", FAIL, exc.message, exc.hint)
-                self.skip("clone", because="the proof could not be verified")
-            except RotationError as exc:
-                self.add("same server", FAIL, exc.message, exc.hint)
-                self.skip("clone", "privileges", because="the superuser is on another server")
-                return
-            else:
-                self._clone(adapter, strategy, conn, secret, base, clone)
-            problems = adapter.administration_problems(conn, base)
-        finally:
-            adapter.close(conn)
-        self._privileges(
-            problems, f"'{superuser.username}' may create '{clone}', set passwords and grant"
-        )
-
-    def _clone(
-        self,
-        adapter: Any,
-        strategy: AlternatingUsersStrategy[Any],
-        conn: Any,
-        secret: DatabaseSecret,
-        base: str,
-        clone: str,
-    ) -> None:
-        try:
-            strategy.refuse_unsafe_pair(conn, base, clone, lambda: secret.username == clone)
-            if not adapter.user_exists(conn, clone):
-                self.add(
-                    "clone", PASS, f"'{clone}' does not exist yet: the first rotation creates it"
-                )
-                return
-            differences = adapter.parity_differences(conn, base, clone)
-        except RotationError as exc:
-            self.add("clone", FAIL, exc.message, exc.hint)
-            return
-        if differences:
-            self.add(
-                "clone",
-                WARN,
-                f"'{clone}' differs from '{base}': " + "; ".join(differences),
-                "the next rotation mirrors the clone from the base",
-            )
-        else:
-            self.add("clone", PASS, f"'{clone}' holds what '{base}' holds, nothing more")
+            self.preflight.add(name, PASS, note.text)

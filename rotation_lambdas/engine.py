@@ -19,7 +19,7 @@ from .metrics import StepMetrics
 from .secret import DatabaseSecret
 from .secrets_store import SecretsStore
 from .settings import PasswordPolicy
-from .stages import AWSCURRENT, AWSPENDING, Decision, SecretMetadata, check_token
+from .stages import AWSCURRENT, AWSPENDING, PASSWORD_SET, Decision, SecretMetadata, check_token
 from .strategies.base import StepContext, Strategy
 
 if TYPE_CHECKING:
@@ -123,6 +123,10 @@ class RotationEngine:
     def create_secret(self, event: RotationEvent, metadata: SecretMetadata) -> None:
         """Store a new AWSPENDING value for the token, unless one is already there."""
         current = self._require(event.secret_id, AWSCURRENT)
+        for version_id, stages in metadata.versions.items():
+            if PASSWORD_SET in stages and version_id != event.token:
+                # Left by a rotation whose finishSecret stopped before taking it off.
+                self.store.label(event.secret_id, PASSWORD_SET, version_id, on=False)
         existing = self.store.get_value(event.secret_id, stage=AWSPENDING, version_id=event.token)
         if existing is not None:
             self._validated(existing, AWSPENDING)
@@ -154,6 +158,8 @@ class RotationEngine:
         self.logger.info(
             "AWSCURRENT moved to the new version", extra={"from_version": from_version}
         )
+        if PASSWORD_SET in metadata.versions.get(event.token, ()):
+            self.store.label(event.secret_id, PASSWORD_SET, event.token, on=False)
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -173,11 +179,20 @@ class RotationEngine:
                 )
             return secret
 
+        labels = set(metadata.versions.get(event.token, ()))
+
+        def set_label(label: str, on: bool) -> None:
+            if (label in labels) != on:
+                self.store.label(event.secret_id, label, event.token, on=on)
+                labels.add(label) if on else labels.discard(label)
+
         return StepContext(
             logger=self.logger,
             load_stage=load_stage,
             load_secret=load_secret,
             secret_arn=metadata.arn or event.secret_id,
+            labels=frozenset(labels),
+            set_label=set_label,
         )
 
     def _require(self, secret_id: str, stage: str) -> DatabaseSecret:

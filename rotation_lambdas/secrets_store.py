@@ -76,6 +76,13 @@ class SecretsStore:
         with _translated("UpdateSecretVersionStage"):
             self.client.update_secret_version_stage(**kwargs)
 
+    def label(self, secret_id: str, label: str, version_id: str, *, on: bool) -> None:
+        """Put ``label`` on ``version_id`` (``on``), or take it off."""
+        kwargs: dict[str, Any] = {"SecretId": secret_id, "VersionStage": label}
+        kwargs["MoveToVersionId" if on else "RemoveFromVersionId"] = version_id
+        with _translated("UpdateSecretVersionStage"):
+            self.client.update_secret_version_stage(**kwargs)
+
 
 def _translated(operation: str, *, missing: tuple[str, ...] = ()) -> AbstractContextManager[None]:
     return translated(

@@ -12,6 +12,10 @@ from .errors import StageError
 AWSCURRENT = "AWSCURRENT"
 AWSPENDING = "AWSPENDING"
 AWSPREVIOUS = "AWSPREVIOUS"
+# Our own staging label on a rotation's version, put there just before setSecret changes a
+# password that a re-run could only confirm by a login: a re-run then tries AWSPENDING first, so
+# it costs no failed login. finishSecret takes it off.
+PASSWORD_SET = "KEYTURN_PASSWORD_SET"  # noqa: S105 - a label, not a password
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..canonical_name import CanonicalTarget, canonical_target
 from ..errors import AuthenticationError, ConfigurationError, PrivilegeError, RotationError
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
-from ..settings import ENV_TLS_MIN_MODE, ConnectSettings
+from ..settings import ENV_TLS_CA_BUNDLE, ENV_TLS_MIN_MODE, ConnectSettings
 
 _MAX_DETAIL = 400
 
@@ -81,9 +81,51 @@ class DatabaseAdapter[ConnT](abc.ABC):
     """
 
     family: EngineFamily
+    max_username: int
+    """The engine's limit on a user name: longer names are refused, never truncated."""
+    username_unit = "characters"
 
     def __init__(self, settings: ConnectSettings | None = None) -> None:
         self.settings = settings if settings is not None else ConnectSettings.from_env()
+        if self.settings.default_tls_mode is TlsMode.VERIFY_CA:
+            self.require_ca_bundle("the function's default TLS mode")
+
+    def username_size(self, username: str) -> int:
+        """How long ``username`` is, in the unit of :attr:`max_username`."""
+        return len(username)
+
+    def check_username(self, username: str, what: str = "the username") -> None:
+        """Refuse a name the server would truncate or match loosely, before any statement.
+
+        A server that truncates long names (PostgreSQL cuts them at 63 bytes) would act on
+        another account than the one named; so would one that ignores trailing spaces in a
+        comparison (the MySQL family's ``PAD SPACE``).
+        """
+        size = self.username_size(username)
+        if size > self.max_username:
+            raise ConfigurationError(
+                f"{what} '{username}' is {size} {self.username_unit} long, over the "
+                f"{self.family.value} limit of {self.max_username}: the server would act on a "
+                "truncated name, another account; nothing was sent to the database",
+                hint=f"use a user name of at most {self.max_username} {self.username_unit}",
+            )
+        if username != username.strip() or any(ord(c) < 32 or ord(c) == 127 for c in username):
+            raise ConfigurationError(
+                f"{what} starts or ends with white space or holds a control character: the "
+                "server may match it to another account; nothing was sent to the database",
+                hint="use the account's exact name without surrounding spaces",
+            )
+
+    def require_ca_bundle(self, whose: str) -> None:
+        """'verify-ca' checks the certificate against a CA but not the server's name: with the
+        system's trust store any public CA's certificate would pass, so a bundle is required."""
+        if self.settings.ca_bundle is None:
+            raise ConfigurationError(
+                f"{whose} asks for TLS mode 'verify-ca', which checks no host name and so needs "
+                "the database's own CA bundle: the system trust store would accept a certificate "
+                "any public CA issued for any name",
+                hint=f"set {ENV_TLS_CA_BUNDLE} to the database's CA bundle, or use 'verify-full'",
+            )
 
     def canonical_target(self, secret: DatabaseSecret, mode: TlsMode) -> CanonicalTarget | None:
         """With ``KEYTURN_TLS_VERIFY_CANONICAL_NAME`` and verify-full: the name to verify and the
@@ -109,6 +151,8 @@ class DatabaseAdapter[ConnT](abc.ABC):
                 hint=f"set the secret's 'sslmode' to '{floor}' (with the database's CA bundle), "
                 f"or lower {ENV_TLS_MIN_MODE} on the function deliberately",
             )
+        if mode is TlsMode.VERIFY_CA:
+            self.require_ca_bundle(f"the secret for user '{secret.username}'")
         return mode
 
     @abc.abstractmethod
@@ -127,12 +171,28 @@ class DatabaseAdapter[ConnT](abc.ABC):
     def probe(self, conn: ConnT) -> None:
         """Run a trivial query; raise if the connection is not usable."""
 
+    @abc.abstractmethod
+    def login_proof_problem(
+        self, conn: ConnT, login: DatabaseSecret, *, superuser_checks: bool = False
+    ) -> str | None:
+        """Why this session, opened with ``login``, does not prove that whoever holds the secret
+        controls ``login``'s account: the server matched another account, or never checked the
+        password. ``None`` when it proves it. ``superuser_checks``: a superuser's session reads
+        the account's authentication itself (:meth:`UserAdministration.unchecked_login`), so the
+        session need not spend a query (a resource limit may count them) on it."""
+
     def own_password_problems(self, conn: ConnT, login: DatabaseSecret) -> list[str]:
         """Why ``login`` could not change its own password on this server; [] if it can.
 
         For ``keyturn preflight``: changes nothing (a dry run rolled back, or read-only checks).
         """
         raise NotImplementedError(f"{type(self).__name__} has no preflight checks")
+
+    def other_accounts(self, conn: ConnT, login: DatabaseSecret) -> list[str] | None:
+        """Other accounts of ``login``'s user name that a change of its own password would leave
+        untouched (the MySQL family's ``user@host``): their hosts; ``[]`` when there are none,
+        None when the session cannot tell."""
+        return []
 
     def lockout_after(self, conn: ConnT) -> int | None:
         """After how many failed logins in a row the server locks the logged-in account, if it
@@ -201,18 +261,43 @@ class ServerMarker:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class PairState:
+    """What the superuser sees of a user pair before deciding who may be changed."""
+
+    clone_exists: bool
+    clone_in_base: bool = False
+    """PostgreSQL: the clone is a member of the base (what an administrator of the base did)."""
+    clone_note: str | None = None
+    """PostgreSQL: the clone's comment, where the function records the secret it rotates for."""
+
+
+@dataclass(frozen=True, slots=True)
+class PairChange:
+    """What setSecret changes, once every proof holds: the clone made to mirror the base (created
+    if missing), then ``rotating``'s password."""
+
+    base: str
+    clone: str
+    rotating: str
+    password: str = field(repr=False)
+    clone_password: str = field(repr=False)
+    """The clone's password, for accounts of it created now."""
+    binding: str
+    """The note that binds the clone to the rotated secret (kept where the engine can)."""
+
+
 class UserAdministration[ConnT](abc.ABC):
     """What the alternating-users strategy needs, done over a superuser connection.
 
-    The base user is the canonical holder of privileges; the clone mirrors it. Two methods run on
-    a session of the rotated user instead (:meth:`logged_in_as`, :meth:`claim_marker`); what they
-    report is only trusted once :meth:`lock_holder`, on the superuser's session, confirms it.
+    The base user is the canonical holder of privileges; the clone mirrors it. One method runs on
+    a session of the rotated user instead (:meth:`claim_marker`); what that session reports is
+    only trusted once :meth:`lock_holder`, on the superuser's session, confirms it.
     """
 
-    @abc.abstractmethod
-    def logged_in_as(self, conn: ConnT, username: str) -> bool:
-        """On a session of the rotated user: whether the server matched ``username``'s own
-        account (not an anonymous or proxied one)."""
+    binds_clones: bool = False
+    """Whether :meth:`apply` records the binding note on the clone (PostgreSQL's comment), so a
+    later run knows the clone as the secret's without its password."""
 
     @abc.abstractmethod
     def claim_marker(self, conn: ConnT) -> ServerMarker:
@@ -222,6 +307,26 @@ class UserAdministration[ConnT](abc.ABC):
     def lock_holder(self, conn: ConnT, marker: ServerMarker) -> str | None:
         """On the superuser's session: the user name of the session holding ``marker`` on this
         server, or None when no session here holds it (another server)."""
+
+    def unchecked_login(self, conn: ConnT, username: str) -> str | None:
+        """On the superuser's session: why a login as ``username`` need not have checked a
+        password (an account without one, or with a plugin that checks none); None if it did."""
+        return None
+
+    def administration_refusals(self, conn: ConnT, base: str, clone: str) -> list[str]:
+        """What the superuser lacks to rotate the pair, found before anything is created (each
+        names its fix); [] when nothing is missing."""
+        return []
+
+    @abc.abstractmethod
+    def pair_state(self, conn: ConnT, base: str, clone: str) -> PairState:
+        """Whether the clone exists, and what binds it to the base."""
+
+    def password_matches(self, conn: ConnT, username: str, password: str) -> bool | None:
+        """Whether ``username`` takes ``password``, read from the server's stored hash without a
+        login (no failed login to count against a lockout policy); None when that cannot be
+        told without logging in."""
+        return None
 
     @abc.abstractmethod
     def refusals(
@@ -258,6 +363,13 @@ class UserAdministration[ConnT](abc.ABC):
     @abc.abstractmethod
     def set_password(self, conn: ConnT, username: str, password: str) -> None:
         """Set another user's password (every host it is defined on, for the MySQL family)."""
+
+    def apply(self, conn: ConnT, change: PairChange) -> None:
+        """Make the change: the clone mirrors the base first, then the password is set, so a
+        failure in between never leaves the rotating user's new password on a clone that does
+        not yet act as the base."""
+        self.mirror_clone(conn, change.base, change.clone, change.clone_password)
+        self.set_password(conn, change.rotating, change.password)
 
     @abc.abstractmethod
     def parity_differences(self, conn: ConnT, base: str, clone: str) -> list[str]:

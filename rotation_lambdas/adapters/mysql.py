@@ -33,6 +33,7 @@ from ..secret import DatabaseSecret, EngineFamily
 from . import mysql_accounts, mysql_preflight, mysql_users
 from .base import (
     DatabaseAdapter,
+    PairState,
     ServerMarker,
     UserAdministration,
     driver_message,
@@ -108,6 +109,8 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
     """Database adapter for MySQL, MariaDB and Aurora MySQL (single and alternating users)."""
 
     family = EngineFamily.MYSQL
+    # MySQL's limit; MariaDB allows 80, but a secret should work on every member of the family.
+    max_username = 32
 
     def connect_kwargs(self, secret: DatabaseSecret) -> dict[str, Any]:
         """PyMySQL connection arguments for ``secret`` (includes the password)."""
@@ -242,13 +245,45 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
 
     # --- alternating users, over a superuser connection (see mysql_users) ----------------------
 
-    def logged_in_as(self, conn: MyConnection, username: str) -> bool:
+    def login_proof_problem(
+        self, conn: MyConnection, login: DatabaseSecret, *, superuser_checks: bool = False
+    ) -> str | None:
         with _on_session("read the session's account"), conn.cursor() as cur:
             cur.execute("SELECT CURRENT_USER()")
             row = cur.fetchone()
-        # 'user@host' of the account the server matched (a user name may itself hold '@'): an
-        # anonymous account ('@host') or a proxied one is not the login's own.
-        return row is not None and str(row[0]).rsplit("@", 1)[0] == username
+            # 'user@host' of the account the server matched (a user name may itself hold '@'):
+            # an anonymous account ('@host') or a proxied one is not the login's own.
+            if row is None or str(row[0]).rsplit("@", 1)[0] != login.username:
+                return (
+                    f"the login as '{login.username}' at {login.endpoint} matched another account "
+                    "(anonymous or proxied)"
+                )
+            if superuser_checks:
+                return None
+            cur.execute("SHOW CREATE USER CURRENT_USER()")
+            options = mysql_accounts.parse_create_user(str(r[0]) for r in cur.fetchall())
+        if not options.password_checked:
+            return (
+                f"the account '{row[0]}' has no password or authenticates with a plugin that "
+                "checks none: a login as it proves nothing about who holds the password"
+            )
+        return None
+
+    def other_accounts(self, conn: MyConnection, login: DatabaseSecret) -> list[str] | None:
+        """The hosts of ``login``'s user other than the one its session matched, or None when
+        the session may not read the account list (mysql.user)."""
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT CURRENT_USER()")
+                row = cur.fetchone()
+                matched = str(row[0]).rsplit("@", 1)[1] if row else ""
+                cur.execute("SELECT Host FROM mysql.user WHERE User = %s", (login.username,))
+                hosts = {str(r[0]) for r in cur.fetchall()}
+        except pymysql.MySQLError as exc:
+            if exc.args and exc.args[0] in _PRIVILEGE_CODES:
+                return None
+            raise classify_error(exc, login) from exc
+        return sorted(hosts - {matched, ""})
 
     def claim_marker(self, conn: MyConnection) -> ServerMarker:
         name = "keyturn-" + token_hex(16)  # a user lock, released when the session ends
@@ -290,6 +325,20 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
             # who logged in: only an idle session (ours is, while we look) names its login.
             return f"{user} (busy running a statement)"
         return user
+
+    def unchecked_login(self, conn: MyConnection, username: str) -> str | None:
+        with _as_superuser("read the user's accounts", ()):
+            return mysql_users.unchecked_login(conn, username)
+
+    def pair_state(self, conn: MyConnection, base: str, clone: str) -> PairState:
+        # MariaDB keeps no note on an account: a clone is proven by the password it takes.
+        with _as_superuser("look up users", ()):
+            return PairState(clone_exists=bool(mysql_users.hosts_of(conn, clone)))
+
+    def password_matches(self, conn: MyConnection, username: str, password: str) -> bool | None:
+        secrets = [password, native_password_hash(password)]
+        with _as_superuser(f"read the accounts of '{username}'", secrets):
+            return mysql_users.takes_password(conn, username, password)
 
     def refusals(
         self, conn: MyConnection, base: str, clone: str, clone_is_ours: Callable[[], bool]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ConfigurationError
 from .mysql_grants import Token, tokenize
+from .mysql_statements import native_password_hash
 
 LIMITS = (
     "MAX_QUERIES_PER_HOUR",
@@ -36,6 +37,13 @@ PASSWORD_OPTION_DEFAULTS = {
     "PASSWORD REQUIRE CURRENT": "DEFAULT",
 }
 _NUMBER = re.compile(r"\d{1,18}(\.\d{1,12})?")
+NATIVE_PASSWORD = "mysql_native_password"  # noqa: S105 - a plugin name
+# Plugins that check a password the server stores, and plugins that only ever accept a local
+# socket (never the TCP logins the functions make).
+PASSWORD_PLUGINS = frozenset(
+    {NATIVE_PASSWORD, "caching_sha2_password", "sha256_password", "ed25519", "parsec"}
+)
+SOCKET_PLUGINS = frozenset({"unix_socket", "auth_socket", "named_pipe"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +84,27 @@ class AccountOptions:
     credential: str = field(default="", compare=False, repr=False)
     """A digest of the authentication clause (plugin and hash): equal for two accounts that take
     the same password (unsalted hashes), never the hash itself. Not an option to mirror."""
+    authentication: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
+    """(plugin, stored string) of each way to log in (MariaDB's ``VIA a OR b``); not mirrored."""
+    factors: int = field(default=1, compare=False)
+    """MySQL 8's multi-factor authentication: how many of the methods a login needs."""
+
+    @property
+    def password_checked(self) -> bool:
+        """Whether every TCP login to this account must give a password the server checks: a
+        password plugin with a stored hash (no empty password, no plugin that checks none)."""
+        methods = [(plugin.lower(), stored) for plugin, stored in self.authentication]
+        tcp = [m for m in methods if m[0] not in SOCKET_PLUGINS]
+        return bool(tcp) and all(p in PASSWORD_PLUGINS and stored for p, stored in tcp)
+
+    def takes(self, password: str) -> bool | None:
+        """Whether this account takes ``password``, from its stored hash: known only for
+        ``mysql_native_password`` (an unsalted hash); None for the others."""
+        tcp = [(p.lower(), h) for p, h in self.authentication if p.lower() not in SOCKET_PLUGINS]
+        if self.factors != 1 or not tcp or any(p != NATIVE_PASSWORD for p, _ in tcp):
+            return None
+        wanted = native_password_hash(password)
+        return any(h.upper() == wanted for _, h in tcp)
 
     def differences(self, other: AccountOptions) -> list[str]:
         """What differs from ``other``, named for messages (no values: they are not secrets,
@@ -130,8 +159,14 @@ def parse_create_user(lines: Iterable[str]) -> AccountOptions:
     require = state.get("require", TlsRequirement())
     assert isinstance(require, TlsRequirement)
     credential = hashlib.sha256(str(state.get("credential", "")).encode()).hexdigest()
+    methods = state.get("auth", ())
+    assert isinstance(methods, tuple)
+    factors = state.get("factors", 1)
+    assert isinstance(factors, int)
     return AccountOptions(
         credential=credential,
+        authentication=methods,
+        factors=factors,
         require=require,
         limits=tuple(sorted((k, v) for k, v in limits.items() if float(v) != 0)),
         expiry_policy=str(state.get("expiry", "DEFAULT")),
@@ -235,29 +270,37 @@ class _Options:
         self.password_options[name] = value
 
     def identified(self) -> None:
-        """Read past the authentication clause (MariaDB's ``VIA a OR b`` and MySQL's ``AND
-        IDENTIFIED`` chains included), keeping it only as the account's credential digest."""
+        """Read the authentication clause (MariaDB's ``VIA a OR b`` and MySQL's ``AND
+        IDENTIFIED`` chains included): the methods, and a digest of the clause."""
         start = self.pos
-        self._skip_identified()
+        methods, factors = self._methods()
         self.state["credential"] = "\x00".join(t.value for t in self.tokens[start : self.pos])
+        self.state["auth"], self.state["factors"] = tuple(methods), factors
 
-    def _skip_identified(self) -> None:
+    def _methods(self) -> tuple[list[tuple[str, str]], int]:
+        methods: list[tuple[str, str]] = []
+        factors = 1
         while True:
             how = self.expect("BY", "VIA", "WITH")
             if how == "BY":
                 if self.at("RANDOM"):
                     self.take()
                     self.expect("PASSWORD")
+                    methods.append(("", ""))
                 else:
-                    if self.at("PASSWORD"):
+                    hashed = self.at("PASSWORD")
+                    if hashed:
                         self.take()
-                    self.take()
+                    # MariaDB prints BY PASSWORD '<native hash>'; a bare BY 'text' is a
+                    # password, never printed: its plugin is not known here.
+                    methods.append((NATIVE_PASSWORD if hashed else "", self.take().value))
             else:
                 while True:
-                    self.take()  # the plugin
+                    plugin, stored = self.take().value, ""  # the plugin
                     if self.at("USING", "AS", "BY"):
                         self.take()
-                        self.take()
+                        stored = self.take().value
+                    methods.append((plugin, stored))
                     if how == "VIA" and self.at("OR"):
                         self.take()
                         continue
@@ -265,8 +308,9 @@ class _Options:
             after = self.tokens[self.pos + 1] if self.pos + 1 < len(self.tokens) else None
             if self.at("AND") and after is not None and after.is_word("IDENTIFIED"):
                 self.pos += 2
+                factors += 1
                 continue
-            return
+            return methods, factors
 
     def require(self) -> None:
         if self.at("NONE", "SSL", "X509"):

@@ -76,6 +76,34 @@ def options_of(conn: Conn, user: str, host: str) -> AccountOptions:
     return parse_create_user(str(r[0]) for r in rows)
 
 
+def options_by_host(conn: Conn, user: str) -> dict[str, AccountOptions]:
+    """Every account of ``user``: its options (authentication included), by host."""
+    return {host: options_of(conn, user, host) for host in sorted(hosts_of(conn, user))}
+
+
+def takes_password(conn: Conn, user: str, password: str) -> bool | None:
+    """Whether every account of ``user`` takes ``password``, read from the stored hashes (no
+    login); None when a hash cannot tell (a salted plugin); False when there is no account."""
+    accounts = options_by_host(conn, user)
+    verdicts = [options.takes(password) for options in accounts.values()]
+    if not verdicts:
+        return False
+    if any(v is None for v in verdicts):
+        return None
+    return all(verdicts)
+
+
+def unchecked_login(conn: Conn, user: str) -> str | None:
+    """Why a login as ``user`` need not have checked a password: an account of it with no
+    password, or with a plugin that checks none; None if every account checks one."""
+    for host, options in options_by_host(conn, user).items():
+        if not options.password_checked:
+            plugins = ", ".join(sorted({p or "a password" for p, _ in options.authentication}))
+            how = f"authenticates with {plugins}" if plugins else "has no password"
+            return f"'{user}'@'{host}' {how}: a login as it need not have checked a password"
+    return None
+
+
 def read_user(conn: Conn, version: ServerVersion, user: str) -> dict[str, Account]:
     """Every account of ``user``, parsed: a host's grants and options."""
     return {
@@ -121,9 +149,15 @@ def mirror_plan(
         account = (clone, host)
         have = clone_accounts.get(host)
         if have is None:
+            # Created locked: the options statement below unlocks it (as the base is) only once
+            # it holds the base's grants, so a failure midway leaves no half-built login.
             clause, params = _auth(version, clone_password)
-            out.append(Statement(f"CREATE USER IF NOT EXISTS %s@%s {clause}", (*account, *params)))
-            have = Account()
+            out.append(
+                Statement(
+                    f"CREATE USER IF NOT EXISTS %s@%s {clause} ACCOUNT LOCK", (*account, *params)
+                )
+            )
+            have = Account(options=AccountOptions(locked=True))
         want = base_accounts[host]
         out += _grant_statements(version, want.grants, have.grants, account)
         tail = want.options.alter_from(have.options)

@@ -28,11 +28,12 @@ from ..errors import (
     RotationError,
     TlsError,
 )
-from ..secret import DatabaseSecret, EngineFamily, TlsMode
-from ..settings import ENV_TLS_CA_BUNDLE, ConnectSettings
+from ..secret import DatabaseSecret, EngineFamily
 from . import postgres_roles as roles
 from .base import (
     DatabaseAdapter,
+    PairChange,
+    PairState,
     ServerMarker,
     UserAdministration,
     driver_message,
@@ -44,6 +45,14 @@ type PgConnection = psycopg.Connection[Any]
 
 _PRIVILEGE_SQLSTATES = ("42501",)
 _MIN_LIBPQ_TIMEOUT = 2  # libpq treats connect_timeout below 2 seconds as 2
+# Our sessions' own settings, whatever the roles' (ALTER ROLE ... SET): a read-only default would
+# refuse ALTER ROLE, a tiny timeout would cut a step short. Settings given at connect time take
+# precedence over the roles' own. (The rotated user's session runs only schema-qualified calls,
+# so its own search_path cannot redirect them.)
+SESSION_OPTIONS = (
+    "-c default_transaction_read_only=off -c statement_timeout=20s -c lock_timeout=10s "
+    "-c idle_in_transaction_session_timeout=0"
+)
 
 
 def alter_password_statement(username: str, verifier: str) -> sql.Composed:
@@ -103,17 +112,16 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
     """Database adapter for the PostgreSQL family (single user and alternating users)."""
 
     family = EngineFamily.POSTGRESQL
+    max_username = 63  # NAMEDATALEN - 1: PostgreSQL truncates longer names
+    username_unit = "bytes"
+    binds_clones = True
 
-    def __init__(self, settings: ConnectSettings | None = None) -> None:
-        super().__init__(settings)
-        if self.settings.default_tls_mode is TlsMode.VERIFY_CA:
-            _require_ca_bundle(self.settings, "the function's default TLS mode")
+    def username_size(self, username: str) -> int:
+        return len(username.encode())
 
     def connect_kwargs(self, secret: DatabaseSecret) -> dict[str, Any]:
         """libpq connection parameters for ``secret`` (includes the password)."""
         mode = self.tls_mode(secret)
-        if mode is TlsMode.VERIFY_CA:
-            _require_ca_bundle(self.settings, f"the secret for user '{secret.username}'")
         target = self.canonical_target(secret, mode)
         # libpq verifies the certificate against host and connects to hostaddr when given.
         where = (
@@ -133,6 +141,7 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
             "gssencmode": "disable",
             "connect_timeout": max(_MIN_LIBPQ_TIMEOUT, math.ceil(self.settings.connect_timeout)),
             "application_name": "keyturn-rotation",
+            "options": SESSION_OPTIONS,
             **libpq_tls_params(mode, self.settings.ca_bundle),
         }
 
@@ -151,6 +160,9 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
     ) -> None:
         secrets = [new_password, login.password]
         try:
+            # A role setting "role = grp" makes every session act as grp, which may not alter
+            # this role: act as the login itself.
+            conn.execute("SET ROLE NONE")
             verifier = conn.pgconn.encrypt_password(
                 new_password.encode(), login.username.encode(), b"scram-sha-256"
             ).decode()
@@ -198,10 +210,25 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
             password.encode(), username.encode(), b"scram-sha-256"
         ).decode()
 
-    def logged_in_as(self, conn: PgConnection, username: str) -> bool:
+    def login_proof_problem(
+        self, conn: PgConnection, login: DatabaseSecret, *, superuser_checks: bool = False
+    ) -> str | None:
+        if not conn.pgconn.used_password:
+            # libpq records whether the server asked for the password: with a 'trust', 'peer'
+            # or 'cert' rule in pg_hba.conf it did not, and any password would have "worked".
+            return (
+                f"the server at {login.endpoint} let '{login.username}' in without asking for a "
+                "password (a 'trust', 'peer' or 'cert' rule in pg_hba.conf): such a login proves "
+                "nothing about who holds the password"
+            )
         with _on_session("read the session's user"):
             row = conn.execute("SELECT session_user").fetchone()
-        return row is not None and row[0] == username
+        if row is None or row[0] != login.username:
+            return (
+                f"the login as '{login.username}' at {login.endpoint} became a session of "
+                "another role"
+            )
+        return None
 
     def claim_marker(self, conn: PgConnection) -> ServerMarker:
         # A session-level advisory lock (released when the session ends), and the same random
@@ -232,6 +259,34 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
         if len(holders) > 1:
             return ", ".join(sorted(holders))  # never one of them alone
         return holders.pop() if holders else None
+
+    def pair_state(self, conn: PgConnection, base: str, clone: str) -> PairState:
+        with _as_superuser("look up the users", ()):
+            exists, member, note = roles.pair_state(conn, base, clone)
+        return PairState(clone_exists=exists, clone_in_base=member, clone_note=note)
+
+    def administration_refusals(self, conn: PgConnection, base: str, clone: str) -> list[str]:
+        with _as_superuser("read what the superuser may do", ()):
+            return roles.administration_refusals(conn, base, clone)
+
+    def apply(self, conn: PgConnection, change: PairChange) -> None:
+        # One transaction: either the clone is whole (created, acting as the base, bound to the
+        # secret) and the password set, or nothing happened. A transaction-level lock keeps two
+        # runs of the step for one pair from interleaving.
+        secrets = [change.password, change.clone_password]
+        with _as_superuser(f"rotate '{change.rotating}'", secrets), conn.transaction():
+            conn.execute(
+                "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(%s))",
+                ("keyturn-pair:" + change.clone,),
+            )
+            clone_verifier = self._verifier(conn, change.clone, change.clone_password)
+            secrets.append(clone_verifier)
+            roles.mirror_clone(conn, change.base, change.clone, clone_verifier, change.binding)
+            verifier = clone_verifier
+            if (change.rotating, change.password) != (change.clone, change.clone_password):
+                verifier = self._verifier(conn, change.rotating, change.password)
+                secrets.append(verifier)
+            roles.set_password(conn, change.rotating, verifier)
 
     def refusals(
         self, conn: PgConnection, base: str, clone: str, clone_is_ours: Callable[[], bool]
@@ -266,15 +321,6 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
 
 def _marker_name(key: int) -> str:
     return f"keyturn-proof-{key:x}"
-
-
-def _require_ca_bundle(settings: ConnectSettings, whose: str) -> None:
-    if settings.ca_bundle is None:
-        raise ConfigurationError(
-            f"{whose} asks for TLS mode 'verify-ca', which on PostgreSQL needs a CA bundle: "
-            "libpq allows the system trust store only with 'verify-full'",
-            hint=f"set {ENV_TLS_CA_BUNDLE} to the database's CA bundle, or use 'verify-full'",
-        )
 
 
 def _throwaway_password() -> str:

@@ -53,23 +53,25 @@ class RoleState:
 
 def role_state(conn: Conn, name: str) -> RoleState | None:
     """The role's attributes, memberships and settings, or None if it does not exist."""
+    # Names are compared as text: a parameter read as type name would be cut at 63 bytes and
+    # match another role.
     row = conn.execute(
         "SELECT rolcanlogin, rolconnlimit, rolvaliduntil::text, rolinherit FROM pg_roles "
-        "WHERE rolname = %s",
+        "WHERE rolname = %s::text",
         (name,),
     ).fetchone()
     if row is None:
         return None
     members = conn.execute(
         "SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid "
-        "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s",
+        "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s::text",
         (name,),
     ).fetchall()
     settings: dict[tuple[Scope, str], str] = {}
     for dbname, config in conn.execute(
         "SELECT d.datname, s.setconfig FROM pg_db_role_setting s "
         "JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase "
-        "WHERE r.rolname = %s",
+        "WHERE r.rolname = %s::text",
         (name,),
     ).fetchall():
         for entry in config or []:
@@ -106,7 +108,9 @@ def clone_excess(conn: Conn, base: str, clone: str) -> list[str]:
     rows = {
         str(r[0]): r[1:]
         for r in conn.execute(
-            sql.SQL("SELECT rolname, {} FROM pg_roles WHERE rolname IN (%s, %s)").format(columns),
+            sql.SQL(
+                "SELECT rolname, {} FROM pg_roles WHERE rolname IN (%s::text, %s::text)"
+            ).format(columns),
             (base, clone),
         ).fetchall()
     }
@@ -134,7 +138,7 @@ def clone_excess(conn: Conn, base: str, clone: str) -> list[str]:
     return out
 
 
-_ROLE_OID = "(SELECT oid FROM pg_roles WHERE rolname = %s)"
+_ROLE_OID = "(SELECT oid FROM pg_roles WHERE rolname = %s::text)"
 _MEMBERSHIPS = sql.SQL(
     "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
     "WHERE m.member = {role} AND (m.roleid <> {role} OR m.admin_option) ORDER BY 1"
@@ -154,8 +158,9 @@ _DEPENDENCIES = sql.SQL(
 
 
 def create_login_role(conn: Conn, name: str, verifier: str) -> None:
-    """CREATE ROLE ... LOGIN PASSWORD; a concurrent creation is not an error."""
-    with contextlib.suppress(pg_errors.DuplicateObject):
+    """CREATE ROLE ... LOGIN PASSWORD; a concurrent creation is not an error (a savepoint keeps
+    the caller's transaction usable)."""
+    with contextlib.suppress(pg_errors.DuplicateObject), conn.transaction():
         conn.execute(
             sql.SQL("CREATE ROLE {} WITH LOGIN PASSWORD {}").format(
                 sql.Identifier(name), sql.Literal(verifier)
@@ -193,8 +198,22 @@ def _alter_setting(conn: Conn, role: str, scope: Scope, name: str, value: str | 
             conn.execute(sql.SQL("{} SET {} FROM CURRENT").format(target, sql.Identifier(name)))
 
 
-def mirror_clone(conn: Conn, base: str, clone: str, verifier: str) -> None:
-    """Create the clone if needed (with ``verifier``); make it act as, and look like, the base."""
+def pair_state(conn: Conn, base: str, clone: str) -> tuple[bool, bool, str | None]:
+    """Whether the clone exists, whether it is a member of the base, and its comment."""
+    row = conn.execute(
+        "SELECT c.oid IS NOT NULL, EXISTS (SELECT 1 FROM pg_auth_members m "
+        "WHERE m.roleid = b.oid AND m.member = c.oid), shobj_description(c.oid, 'pg_authid') "
+        "FROM (SELECT 1) AS one LEFT JOIN pg_roles c ON c.rolname = %s::text "
+        "LEFT JOIN pg_roles b ON b.rolname = %s::text",
+        (clone, base),
+    ).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1]), row[2]
+
+
+def mirror_clone(conn: Conn, base: str, clone: str, verifier: str, note: str | None = None) -> None:
+    """Create the clone if needed (with ``verifier``); make it act as, and look like, the base;
+    record ``note`` as its comment (what binds it to the rotated secret)."""
     base_state = role_state(conn, base)
     if base_state is None:
         raise LookupError(f"the base user '{base}' does not exist")
@@ -219,6 +238,10 @@ def mirror_clone(conn: Conn, base: str, clone: str, verifier: str) -> None:
             _alter_setting(conn, clone, scope, name, value)
     for scope, name in clone_state.settings.keys() - desired.keys():
         _alter_setting(conn, clone, scope, name, None)
+    if note is not None:
+        conn.execute(
+            sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(clone), sql.Literal(note))
+        )
 
 
 def parity_differences(conn: Conn, base: str, clone: str) -> list[str]:
@@ -252,3 +275,89 @@ def parity_differences(conn: Conn, base: str, clone: str) -> list[str]:
         else:
             out.append(f"setting '{name}'{where} differs between '{base}' and '{clone}'")
     return out + clone_excess(conn, base, clone)
+
+
+# Contexts of settings only a superuser (or, from PostgreSQL 15, a role granted SET on the
+# parameter) may set, for itself or another role.
+_SUPERUSER_CONTEXTS = ("superuser", "superuser-backend")
+
+
+def administration_refusals(conn: Conn, base: str, clone: str) -> list[str]:
+    """What the session's role lacks to rotate ``base`` and ``clone``, each with its fix; [] when
+    nothing. Read-only: asked before anything is created.
+
+    - Not a superuser: it needs CREATEROLE, and may not change a superuser.
+    - PostgreSQL 16 and later: a CREATEROLE role changes only roles it holds ADMIN OPTION on (it
+      has it on the roles it created itself).
+    - Settings of the base (``ALTER ROLE ... SET``) that only a superuser may set, unless it was
+      granted SET on them (PostgreSQL 15 and later): the clone could not act as the base.
+    """
+    row = conn.execute(
+        "SELECT r.rolname, r.rolsuper, r.rolcreaterole, current_setting('server_version_num')::int "
+        "FROM pg_roles r WHERE r.rolname = current_user"
+    ).fetchone()
+    assert row is not None
+    me, is_super, createrole, version = str(row[0]), bool(row[1]), bool(row[2]), int(row[3])
+    if is_super:
+        return []
+    who = sql.Identifier(me).as_string(conn)
+    if not createrole:
+        return [
+            f"'{me}' is neither a superuser nor CREATEROLE, so it cannot create '{clone}' or set "
+            f"passwords (fix, as a superuser: ALTER ROLE {who} CREATEROLE)"
+        ]
+    out: list[str] = []
+    existing = {
+        str(name): bool(superuser)
+        for name, superuser in conn.execute(
+            "SELECT rolname, rolsuper FROM pg_roles WHERE rolname IN (%s::text, %s::text)",
+            (base, clone),
+        ).fetchall()
+    }
+    for role, superuser in sorted(existing.items()):
+        if superuser:
+            out.append(f"'{role}' is a superuser: only a superuser may change it")
+        elif version >= 160000 and not _administers(conn, role):
+            ident = sql.Identifier(role).as_string(conn)
+            out.append(
+                f"'{me}' holds no ADMIN OPTION on '{role}': from PostgreSQL 16 a CREATEROLE role "
+                "may change only the roles it administers, and it administers only those it "
+                f"created (fix: GRANT {ident} TO {who} WITH ADMIN OPTION, as a superuser or the "
+                f"role that created '{role}'; or create '{role}' as '{me}')"
+            )
+    state = role_state(conn, base)
+    for scope, name in sorted(state.settings if state else {}, key=lambda k: (k[0] or "", k[1])):
+        if name == "role" or _may_set(conn, name, version):
+            continue
+        where = f" in database '{scope}'" if scope else ""
+        grant = (
+            f"GRANT SET ON PARAMETER {sql.Identifier(name).as_string(conn)} TO {who}, as a "
+            "superuser; or "
+            if version >= 150000
+            else ""
+        )
+        out.append(
+            f"'{base}' has the setting {name}{where} (ALTER ROLE ... SET), which only a "
+            f"superuser may give '{clone}', so '{clone}' could not act as '{base}' "
+            f"(fix: {grant}remove the setting from '{base}')"
+        )
+    return out
+
+
+def _administers(conn: Conn, role: str) -> bool:
+    row = conn.execute(
+        "SELECT pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = %s::text), "
+        "'MEMBER WITH ADMIN OPTION')",
+        (role,),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _may_set(conn: Conn, name: str, version: int) -> bool:
+    row = conn.execute("SELECT context FROM pg_settings WHERE name = %s", (name,)).fetchone()
+    if row is None or row[0] not in _SUPERUSER_CONTEXTS:
+        return True  # a user setting, or a placeholder (an extension's, not loaded here)
+    if version < 150000:
+        return False
+    allowed = conn.execute("SELECT has_parameter_privilege(%s, 'SET')", (name,)).fetchone()
+    return bool(allowed and allowed[0])

@@ -23,6 +23,14 @@ class StrategyName(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Login:
+    """A secret version used to log in, and its stage for messages."""
+
+    label: str
+    secret: DatabaseSecret
+
+
+@dataclass(frozen=True, slots=True)
 class StepContext:
     """What a strategy may use during a step besides the two secrets."""
 
@@ -33,12 +41,18 @@ class StepContext:
     """Load and validate another secret's AWSCURRENT by ARN; the second argument labels errors."""
     secret_arn: str
     """The ARN of the secret being rotated."""
+    labels: frozenset[str] = frozenset()
+    """The token's version's staging labels, as DescribeSecret gave them when the step began."""
+    set_label: Callable[[str, bool], None] = lambda label, on: None
+    """Put (``True``) or take off (``False``) a staging label of the token's version."""
 
 
 class Strategy[ConnT](abc.ABC):
     """One way of rotating: the engine owns the protocol, the strategy the database work."""
 
     name: StrategyName
+    proof_steps: tuple[str, ...] = ()
+    """The names of the proofs setSecret makes, in order (``keyturn preflight`` lists them)."""
 
     def __init__(self, adapter: DatabaseAdapter[ConnT]) -> None:
         self.adapter = adapter

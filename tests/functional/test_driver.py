@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -81,10 +82,10 @@ FAULTS = [
     (op, nth, when)
     for op, counts in {
         "describe_secret": (1, 2, 3, 4),
-        "get_secret_value": (1, 2, 3, 4, 5, 6),
+        "get_secret_value": (1, 2, 3, 4, 5),
         "get_random_password": (1,),
         "put_secret_value": (1,),
-        "update_secret_version_stage": (1,),
+        "update_secret_version_stage": (1, 2, 3),  # setSecret's label, AWSCURRENT, label off
     }.items()
     for nth in counts
     for when in ("before", "after")
@@ -103,16 +104,22 @@ def test_rotation_converges_after_a_secrets_manager_fault(
         logger=LOGGER,
     )
     checks: list[bool] = []
+    refused: list[int] = [0]
 
     def after_step(record: StepRecord) -> None:
         checks.append(some_version_logs_in(world))
+        refused.append(world.db.refused)
 
     # Faults hit the function's calls only: the driver plays the (reliable) service.
     report = rotate(
         world.client.sm, world.arn, engine, lambda_arn=world.function_arn, on_step=after_step
     )
     assert faulty.fired, "the fault was never injected"
-    assert report.attempts == 2
+    # A label lost after it was written costs one attempt more (the re-run checks AWSPENDING,
+    # finds it unset, takes the label off); never more than one refused login a step.
+    lost_label = (operation, nth, when) == ("update_secret_version_stage", 1, "after")
+    assert report.attempts == (3 if lost_label else 2)
+    assert max(b - a for a, b in itertools.pairwise(refused)) <= 1
     assert all(checks), "a moment with no version that logs in"
     assert db_matches_current(world)
     assert not any("AWSPENDING" in s and "AWSCURRENT" not in s for s in world.versions().values())

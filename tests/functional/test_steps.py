@@ -7,8 +7,15 @@ import json
 import pytest
 
 from keyturn_local.driver import clear_pending_label
-from rotation_lambdas import AuthenticationError, ConfigurationError, DatabaseSecret, StageError
+from rotation_lambdas import (
+    AuthenticationError,
+    ConfigurationError,
+    DatabaseSecret,
+    NetworkError,
+    StageError,
+)
 from rotation_lambdas.settings import DEFAULT_EXCLUDE_CHARACTERS
+from rotation_lambdas.stages import PASSWORD_SET
 
 from .conftest import APP_SECRET, TOKENS, World
 
@@ -58,17 +65,22 @@ def test_set_secret_changes_the_password_once(world: World) -> None:
     assert world.db.changes == 1
 
 
-def test_set_secret_falls_back_to_the_previous_password(world: World) -> None:
-    # A rotation whose finishSecret ran while the database still has AWSPREVIOUS's password.
+def test_set_secret_tries_no_other_password_than_awscurrent(world: World) -> None:
+    """A rotation whose finishSecret ran while the database still has AWSPREVIOUS's password:
+    AWSCURRENT is refused, and nothing else is tried (each try could count towards a lockout of
+    an account the secret has not proved it controls). The error names the fix."""
     world.start_rotation(TOKENS[1])
     world.run("createSecret", TOKENS[1])
     world.run("finishSecret", TOKENS[1])  # AWSCURRENT now holds a password the db never got
     clear_pending_label(world.client.sm, world.arn, TOKENS[1])
     world.start_rotation(T)
     world.run("createSecret", T)
-    world.run("setSecret", T)
-    pending = DatabaseSecret.from_mapping(world.value("AWSPENDING", T))
-    assert world.db.password_of(pending) == pending.password
+    before, refused = world.snapshot(), world.db.refused
+    with pytest.raises(AuthenticationError, match="AWSCURRENT password of user 'app'") as info:
+        world.run("setSecret", T)
+    assert world.db.refused - refused == 1
+    assert "working password in AWSCURRENT" in str(info.value)
+    assert world.snapshot() == before
 
 
 def test_set_secret_when_nothing_logs_in(world: World) -> None:
@@ -77,11 +89,78 @@ def test_set_secret_when_nothing_logs_in(world: World) -> None:
     key = next(iter(world.db.passwords))
     world.db.passwords[key] = "changed-by-hand-0000"
     before = world.snapshot()
-    with pytest.raises(AuthenticationError, match="neither the AWSPENDING, AWSCURRENT nor") as info:
-        world.run("setSecret", T)
+    for attempt in range(1, 4):  # as Secrets Manager retries: one refused login each time
+        with pytest.raises(AuthenticationError, match="does not prove control") as info:
+            world.run("setSecret", T)
+        assert world.db.refused == attempt
     assert info.value.step == "setSecret"
     assert world.snapshot() == before
     world.leaks.assert_exception_clean(info.value)
+
+
+def test_a_rerun_after_the_change_finds_it_with_one_login(world: World) -> None:
+    """The connection dropped right after the password changed: the version's label tells the
+    re-run to try AWSPENDING (it logs in); AWSCURRENT, no longer valid, is not tried."""
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    world.db.fail_after_change = 1
+    with pytest.raises(NetworkError):
+        world.run("setSecret", T)
+    assert PASSWORD_SET in world.versions()[T]
+    attempts = len(world.db.attempts)
+    world.run("setSecret", T)
+    assert world.db.refused == 0
+    assert len(world.db.attempts) == attempts + 1
+    assert world.db.changes == 1
+    world.run("testSecret", T)
+    world.run("finishSecret", T)
+    assert PASSWORD_SET not in world.versions()[T]  # the label is gone with the rotation
+
+
+def test_a_forged_label_costs_one_login_and_is_removed(world: World) -> None:
+    """Whoever may write the secret may put the label on; the re-run then tries AWSPENDING once,
+    takes the label off, and the next attempt changes the password from AWSCURRENT."""
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    world.client.update_secret_version_stage(
+        SecretId=world.arn, VersionStage=PASSWORD_SET, MoveToVersionId=T
+    )
+    with pytest.raises(AuthenticationError, match="stopped before changing it"):
+        world.run("setSecret", T)
+    assert (world.db.refused, world.db.changes) == (1, 0)
+    assert PASSWORD_SET not in world.versions()[T]
+    world.run("setSecret", T)
+    assert (world.db.refused, world.db.changes) == (1, 1)
+
+
+def test_a_login_the_server_never_checked_proves_nothing(world: World) -> None:
+    """With pg_hba.conf's trust, any password "logs in": the rotation refuses rather than report
+    a password set that protects nothing."""
+    world.db.trust = True
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    before = world.snapshot()
+    with pytest.raises(AuthenticationError, match="checked no password") as info:
+        world.run("setSecret", T)
+    assert "proves nothing" in str(info.value)
+    assert world.snapshot() == before
+    assert world.db.changes == 0
+
+
+def test_a_stale_label_is_cleared_by_the_next_rotation(world: World) -> None:
+    world.start_rotation(TOKENS[1])
+    world.run("createSecret", TOKENS[1])
+    world.run("setSecret", TOKENS[1])
+    world.run("testSecret", TOKENS[1])
+    world.client.update_secret_version_stage(  # finishSecret, stopped before the label came off
+        SecretId=world.arn, VersionStage="AWSCURRENT", MoveToVersionId=TOKENS[1],
+        RemoveFromVersionId=next(v for v, s in world.versions().items() if "AWSCURRENT" in s),
+    )  # fmt: skip
+    assert PASSWORD_SET in world.versions()[TOKENS[1]]
+    clear_pending_label(world.client.sm, world.arn, TOKENS[1])
+    world.start_rotation(T)
+    world.run("createSecret", T)
+    assert not any(PASSWORD_SET in stages for stages in world.versions().values())
 
 
 @pytest.mark.parametrize(
@@ -158,8 +237,10 @@ def test_finish_secret_moves_current_once(world: World) -> None:
     versions = world.versions()
     assert "AWSCURRENT" in versions[T]
     assert versions[old] == ["AWSPREVIOUS"]
+    # setSecret's label on, AWSCURRENT moved, the label off; a second finishSecret: nothing.
+    assert world.client.count("update_secret_version_stage") == 3
     world.run("finishSecret", T)
-    assert world.client.count("update_secret_version_stage") == 1
+    assert world.client.count("update_secret_version_stage") == 3
     assert world.versions() == versions
 
 

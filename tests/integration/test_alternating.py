@@ -262,7 +262,8 @@ def test_superuser_lacking_privileges(
     with mock_aws(config=MOTO_CONFIG):
         weak = make_superuser(postgres_server, leak_watch, "weak_admin", createrole=False)
         pair = make_pair(postgres_server, leak_watch, base="alt_weak", superuser=weak)
-        rotate_expecting(pair, PrivilegeError, "the superuser may not")
+        # Found before anything is created, with the fix named.
+        rotate_expecting(pair, PrivilegeError, "is neither a superuser nor CREATEROLE")
         with admin_postgres(postgres_server) as conn:
             assert (
                 conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'alt_weak_clone'").fetchone()
@@ -273,7 +274,7 @@ def test_superuser_lacking_privileges(
 def test_base_username_too_long(postgres_server: PostgresServer, leak_watch: LeakWatch) -> None:
     with mock_aws(config=MOTO_CONFIG):
         pair = make_pair(postgres_server, leak_watch, base="a" * 58)
-        rotate_expecting(pair, ConfigurationError, "too long to alternate")
+        rotate_expecting(pair, ConfigurationError, "over the postgresql limit of 63")
 
 
 def test_pending_username_not_the_alternate(pair: Pair) -> None:

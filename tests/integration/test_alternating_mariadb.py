@@ -27,6 +27,7 @@ from rotation_lambdas.adapters.mysql_users import hosts_of, read_user
 from rotation_lambdas.handlers import ALTERNATING_USERS, build_engine, make_adapter
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
 from tests.support.leaks import LeakWatch
+from tests.support.snapshots import changes, snapshot
 from tests.support.strict_sm import StrictSecretsManager
 
 from .conftest import DbWorld, family_of, rotate_alternating
@@ -268,7 +269,7 @@ def test_base_username_too_long(mariadb_server: MariaDBServer, leak_watch: LeakW
             pair.world.rotate(max_attempts=1)
         error = info.value.report.steps[-1].error or ""
         assert error.startswith(ConfigurationError.__name__)
-        assert "too long to alternate" in error
+        assert "over the mysql limit of 32" in error
         assert info.value.report.steps[-1].step.value == "createSecret"
 
 
@@ -285,9 +286,10 @@ def test_superuser_on_another_host_name_of_the_same_server(pair: MyPair) -> None
     assert pair.differences() == []
 
 
-def test_account_options_are_mirrored_and_a_locked_clone_is_taken_in_hand(pair: MyPair) -> None:
-    """Resource limits and the expiry policy follow the base; a pre-existing clone's own lock,
-    limits and extra grant do not survive."""
+def test_account_options_are_mirrored_and_a_foreign_clone_is_refused(pair: MyPair) -> None:
+    """Resource limits and the expiry policy follow the base. A pre-existing clone whose password
+    no version of the secret holds is someone's account, not ours: refused, untouched, until it
+    is dropped; then the clone the rotation creates mirrors the base."""
     base, clone = pair.base, pair.base + "_clone"
     run_admin(
         pair.server,
@@ -300,7 +302,19 @@ def test_account_options_are_mirrored_and_a_locked_clone_is_taken_in_hand(pair: 
         ("ALTER USER %s@'%%' WITH MAX_USER_CONNECTIONS 1", (clone,)),
         (f"GRANT DELETE ON `shop_{base}`.* TO %s@'%%'", (clone,)),
     )
-    assert any("account lock" in d for d in pair.differences())
+    before = snapshot(pair.server)
+    with pytest.raises(RotationFailed) as info:
+        pair.world.rotate(max_attempts=1)
+    error = info.value.report.steps[-1].error or ""
+    assert "refusing to change" in error, error
+    assert "not this secret's clone" in error, error
+    assert changes(before, snapshot(pair.server)) == {}
+    run_admin(pair.server, ("DROP USER %s@'%%'", (clone,)))
+    pair.world.client.update_secret_version_stage(  # cancel the refused rotation
+        SecretId=pair.world.arn,
+        VersionStage="AWSPENDING",
+        RemoveFromVersionId=info.value.report.token,
+    )
     pair.world.rotate()
     assert pair.differences() == []
     with admin_mariadb(pair.server) as conn:

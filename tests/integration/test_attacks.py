@@ -35,7 +35,7 @@ from rotation_lambdas.adapters import ServerMarker
 from rotation_lambdas.adapters.mysql_grants import quote_ident
 from rotation_lambdas.handlers import ALTERNATING_USERS, build_engine
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE
-from tests.support.db_setup import new_password
+from tests.support.db_setup import new_password, refused_logins, trusted_login
 from tests.support.leaks import LeakWatch
 from tests.support.snapshots import changes, snapshot
 from tests.support.strict_sm import StrictSecretsManager
@@ -61,11 +61,22 @@ class Names:
     other: str
     other_table: str
     admin: str
+    long: str  # 60 bytes: its clone's name is cut by PostgreSQL to ...
+    long_victim: str  # ... this one, 63 bytes: another account
 
     @classmethod
     def fresh(cls) -> Names:
         n = f"atk{next(_numbers)}_{uuid.uuid4().hex[:4]}"
-        return cls(f"{n}_user", f"{n}_user_clone", f"{n}_other", f"{n}_table", f"{n}_admin")
+        long = (n + "_long_").ljust(60, "x")
+        return cls(
+            f"{n}_user",
+            f"{n}_user_clone",
+            f"{n}_other",
+            f"{n}_table",
+            f"{n}_admin",
+            long,
+            (long + "_clone")[:63],
+        )
 
 
 @dataclass
@@ -177,9 +188,18 @@ def attack_world(request: pytest.FixtureRequest, leak_watch: LeakWatch, tmp_path
             }
             for key, value in case.get("secret", {}).items():
                 secret[key] = expand(value, names, passwords["A"])
-            arn = client.create_secret(Name=f"app/{names.user}", SecretString=json.dumps(secret))[
+            # The writer may also choose AWSPREVIOUS: write it first, then the current value.
+            first = secret
+            if "previous" in case:
+                first = {
+                    **secret,
+                    **{k: expand(v, names, passwords["A"]) for k, v in case["previous"].items()},
+                }
+            arn = client.create_secret(Name=f"app/{names.user}", SecretString=json.dumps(first))[
                 "ARN"
             ]
+            if first is not secret:
+                client.put_secret_value(SecretId=arn, SecretString=json.dumps(secret))
             function_arn = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
             teardown = case.get("teardown", {}).get(engine_name, [])
             try:
@@ -251,7 +271,16 @@ def test_attack_fails_before_any_change(
 
 
 def attack(world: Attack, case: dict[str, Any], relays: ExitStack) -> None:
-    """Run the rotation as the service would; it must fail, naming why, and change nothing."""
+    """Run the rotation as the service would; it must fail, naming why, and change nothing.
+
+    It may cost the account AWSCURRENT names one refused login (the proof that fails), and no
+    other account any: whoever writes a secret must not lock out someone else's account."""
+    if case.get("trust"):
+        assert isinstance(world.a, PostgresServer)
+        relays.enter_context(trusted_login(world.a, world.names.user))
+    named = json.loads(world.current())["username"]
+    accounts = {v for k, v in vars(world.names).items() if k != "admin"} | {named}
+    refused = {(s, u): refused_logins(s, u) for s in (world.a, world.b) for u in accounts}
     before = {"A": snapshot(world.a), "B": snapshot(world.b)}
     current = world.current()
     engine = world.engine()
@@ -290,11 +319,13 @@ def attack(world: Attack, case: dict[str, Any], relays: ExitStack) -> None:
         assert step.step.value == "setSecret"
         error = step.error or ""
     assert error.startswith(case["error"]), error
-    assert case["message"] in error, error
+    assert expand(case["message"], world.names, "") in error, error
     world.leaks.assert_absent(error, where="the step's error")
     assert changes(before["A"], snapshot(world.a)) == {}, "server A changed"
     assert changes(before["B"], snapshot(world.b)) == {}, "server B changed"
     assert world.current() == current
+    costs = {k: refused_logins(*k) - n for k, n in refused.items()}
+    assert all(n <= (1 if user == named else 0) for (_, user), n in costs.items()), costs
 
 
 @pytest.mark.parametrize("engine_name", ["postgres", "mariadb"])

@@ -5,14 +5,21 @@ from __future__ import annotations
 import json
 import secrets
 import ssl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pymysql
 
 from keyturn_local.servers import MariaDBServer, PostgresServer
-from keyturn_local.users import admin_mariadb, create_admin_user, create_app_user
+from keyturn_local.users import (
+    admin_mariadb,
+    admin_postgres,
+    create_admin_user,
+    create_app_user,
+)
 
 from .leaks import LeakWatch
 
@@ -140,3 +147,56 @@ def plain_login(server: MariaDBServer, user: str, password: str) -> int:
         code: int = exc.args[0]
         return code
     return 0
+
+
+def refused_logins(server: PostgresServer | MariaDBServer, user: str) -> int:
+    """How many logins as ``user`` the server has refused for a wrong password, read from its
+    own log (what a lockout policy counts). Needs the server's statement log (MariaDB's
+    general log records refused connections)."""
+    if isinstance(server, PostgresServer):
+        text = server.log_path.read_text(errors="replace")
+        return text.count(f'password authentication failed for user "{user}"')
+    log = server.base / "general.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return text.count(f"Access denied for user '{user}'@")
+
+
+@contextmanager
+def trusted_login(server: PostgresServer, user: str) -> Iterator[None]:
+    """A ``trust`` rule for ``user`` from 127.0.0.1 ahead of every other rule in pg_hba.conf: the
+    server then lets the user in whatever password is given, and never asks for one."""
+    hba = server.base / "data" / "pg_hba.conf"
+    original = hba.read_text()
+    quoted = '"' + user.replace('"', '""') + '"'
+    hba.write_text(f"host all {quoted} 127.0.0.1/32 trust\n" + original)
+    try:
+        _reload_until(server, user, trusted=True)
+        yield
+    finally:
+        hba.write_text(original)
+        _reload_until(server, user, trusted=False)
+
+
+def _reload_until(server: PostgresServer, user: str, *, trusted: bool) -> None:
+    """Reload the configuration, then wait until a login with a made-up password shows it (the
+    postmaster re-reads pg_hba.conf on its own time)."""
+    with admin_postgres(server) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            psycopg.connect(
+                host=server.admin.host,
+                port=server.port,
+                user=user,
+                password="made-up-password-0",
+                dbname="postgres",
+                sslmode="require",
+            ).close()
+            accepted = True
+        except psycopg.OperationalError:
+            accepted = False
+        if accepted == trusted:
+            return
+        assert time.monotonic() < deadline, "pg_hba.conf was not reloaded"
+        time.sleep(0.05)

@@ -25,8 +25,10 @@ class FakeDatabase:
     unreachable: bool = False
     changes: int = 0
     logins: int = 0
+    refused: int = 0  # logins refused (what a lockout policy counts)
     attempts: list[tuple[Key, str]] = field(default_factory=list)  # every login: where, password
     fail_after_change: int = 0  # raise this many times right after a change took effect
+    trust: bool = False  # every login "works", as with pg_hba.conf's trust (passwords unchecked)
 
     def add(self, secret: DatabaseSecret) -> None:
         self.passwords[(secret.host, secret.port, secret.username)] = secret.password
@@ -36,6 +38,8 @@ class FakeDatabase:
 
 
 class FakeAdapter(DatabaseAdapter[FakeConnection]):
+    max_username = 63
+
     def __init__(self, db: FakeDatabase, family: EngineFamily = EngineFamily.POSTGRESQL) -> None:
         super().__init__(ConnectSettings())
         self.db = db
@@ -47,9 +51,13 @@ class FakeAdapter(DatabaseAdapter[FakeConnection]):
         key = (secret.host, secret.port, secret.username)
         self.db.logins += 1
         self.db.attempts.append((key, secret.password))
-        if self.db.passwords.get(key) != secret.password:
+        if not self.trust_login(key) and self.db.passwords.get(key) != secret.password:
+            self.db.refused += 1
             raise AuthenticationError(f"fake database refused user '{secret.username}'")
         return FakeConnection(key)
+
+    def trust_login(self, key: Key) -> bool:
+        return self.db.trust and key in self.db.passwords
 
     def close(self, conn: FakeConnection) -> None:
         conn.closed = True
@@ -65,3 +73,8 @@ class FakeAdapter(DatabaseAdapter[FakeConnection]):
 
     def probe(self, conn: FakeConnection) -> None:
         assert not conn.closed
+
+    def login_proof_problem(
+        self, conn: FakeConnection, login: DatabaseSecret, *, superuser_checks: bool = False
+    ) -> str | None:
+        return "the fake server checked no password" if self.db.trust else None

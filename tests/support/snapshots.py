@@ -28,6 +28,8 @@ _POSTGRES = {
     "('pg_catalog', 'information_schema', 'pg_toast') ORDER BY 1",
     "schemas": "SELECT nspname, nspowner::regrole::text, nspacl::text FROM pg_namespace ORDER BY 1",
     "databases": "SELECT datname, datdba::regrole::text, datacl::text FROM pg_database ORDER BY 1",
+    "role comments": "SELECT r.rolname, d.description FROM pg_shdescription d "
+    "JOIN pg_authid r ON r.oid = d.objoid WHERE d.classoid = 'pg_authid'::regclass ORDER BY 1",
 }
 _MARIADB_TABLES = (
     "global_priv",

@@ -6,13 +6,20 @@ from typing import Any
 
 import pytest
 
-from rotation_lambdas import ConfigurationError, EngineFamily
+from rotation_lambdas import AlternatingUsersStrategy, ConfigurationError, ConnectSettings
 from rotation_lambdas.adapters import mysql_users
+from rotation_lambdas.adapters.base import PairState
+from rotation_lambdas.adapters.mysql import MySQLAdapter
 from rotation_lambdas.adapters.mysql_statements import ServerVersion
+from rotation_lambdas.adapters.postgres import PostgresAdapter
 from rotation_lambdas.strategies.alternating_users import (
+    Authority,
     alternate,
-    check_username_length,
+    binding_note,
     user_pair,
+)
+from rotation_lambdas.strategies.alternating_users import (
+    _bound_secret as bound_secret,
 )
 
 
@@ -41,19 +48,60 @@ def test_only_the_suffix_is_not_a_username() -> None:
         user_pair("_clone")
 
 
+def adapter(engine: str) -> PostgresAdapter | MySQLAdapter:
+    return (PostgresAdapter if engine == "postgres" else MySQLAdapter)(ConnectSettings())
+
+
 @pytest.mark.parametrize(
-    ("family", "ok", "too_long"),
+    ("engine", "ok", "too_long"),
     [
-        (EngineFamily.POSTGRESQL, "a" * 57, "a" * 58),
-        (EngineFamily.POSTGRESQL, "é" * 28, "é" * 29),  # bytes, not characters
-        (EngineFamily.MYSQL, "m" * 26, "m" * 27),
+        ("postgres", "a" * 57, "a" * 58),
+        ("postgres", "é" * 28, "é" * 29),  # bytes, not characters
+        ("mysql", "m" * 26, "m" * 27),
     ],
 )
-def test_username_limits(family: EngineFamily, ok: str, too_long: str) -> None:
-    check_username_length(family, ok)
-    check_username_length(family, ok + "_clone")
-    with pytest.raises(ConfigurationError, match="too long to alternate"):
-        check_username_length(family, too_long)
+def test_username_limits(engine: str, ok: str, too_long: str) -> None:
+    """Both names of the pair must fit, whichever of them the secret holds: a name the server
+    would cut to its limit is another account's (PostgreSQL truncates at 63 bytes)."""
+    strategy: AlternatingUsersStrategy[Any] = AlternatingUsersStrategy(adapter(engine))
+    assert strategy.pair(ok) == strategy.pair(ok + "_clone") == (ok, ok + "_clone")
+    for name in (too_long, too_long + "_clone"):
+        with pytest.raises(ConfigurationError, match=r"over the .* limit") as info:
+            strategy.pair(name)
+        assert "truncated" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["app ", " app", "app\t", "ap\np"])
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_names_that_could_match_another_account_are_refused(engine: str, name: str) -> None:
+    """MySQL compares names with PAD SPACE ('app ' = 'app'); a control character is never part
+    of a real user's name."""
+    with pytest.raises(ConfigurationError, match="white space or holds a control character"):
+        adapter(engine).check_username(name)
+
+
+ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app-AbCdEf"
+
+
+@pytest.mark.parametrize(
+    ("note", "bound"),
+    [
+        (binding_note(ARN, "app"), ARN),
+        (binding_note(ARN + "x", "app"), ARN + "x"),  # another secret's clone
+        (binding_note(ARN, "other"), None),  # a clone of another base
+        (None, None),
+        ("keyturn:{not json", None),
+        ('keyturn:["app"]', None),
+        ("a comment of the DBA's", None),
+        ('keyturn:{"clone_of":"app","secret":7}', None),
+    ],
+)
+def test_the_binding_note(note: str | None, bound: str | None) -> None:
+    assert bound_secret(PairState(True, True, note), "app") == bound
+
+
+def test_authority_names() -> None:
+    assert [a.value for a in Authority] == ["created", "bound", "proven"]
 
 
 class ScriptedConnection:

@@ -203,9 +203,17 @@ def test_mysql8_plan() -> None:
 def test_mysql8_new_account_and_parity() -> None:
     base = {"%": grants("GRANT SELECT ON `db`.* TO `app`@`%`")}
     plan = mirror_plan(MYSQL8, "app_clone", base, {}, "pw-Clone-1")
+    # Created locked, unlocked by the last statement, once it holds the base's grants.
     assert [(s.sql, s.params) for s in plan] == [
-        ("CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s", ("app_clone", "%", "pw-Clone-1")),
+        (
+            "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s ACCOUNT LOCK",
+            ("app_clone", "%", "pw-Clone-1"),
+        ),
         ("GRANT SELECT ON `db`.* TO %s@%s", ("app_clone", "%")),
+        (
+            "ALTER USER %s@%s REQUIRE NONE ACCOUNT UNLOCK PASSWORD EXPIRE DEFAULT",
+            ("app_clone", "%"),
+        ),
     ]
     assert "pw-Clone-1" not in repr(plan)  # parameters stay out of reprs and logs
     clone = {"%": grants("GRANT SELECT ON `db`.* TO `app_clone`@`%`")}
@@ -238,7 +246,7 @@ def test_mariadb_plan_uses_hashes_and_role_names() -> None:
     plan = mirror_plan(MARIADB, "app_clone", base, {}, "password")
     assert [(s.sql, s.params) for s in plan] == [
         (
-            "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY PASSWORD %s",
+            "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY PASSWORD %s ACCOUNT LOCK",
             ("app_clone", "%", "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"),
         ),
         ("GRANT `reporting` TO %s@%s", ("app_clone", "%")),

@@ -116,12 +116,17 @@ def test_the_floor_is_a_floor_not_a_mode() -> None:
         adapter.connect_kwargs(secret("postgres", sslmode="require"))
 
 
-def test_postgres_verify_ca_needs_a_bundle() -> None:
-    settings = ConnectSettings(min_tls_mode=TlsMode.VERIFY_CA)
-    adapter = PostgresAdapter(settings)
-    with pytest.raises(ConfigurationError, match="needs a CA bundle") as info:
-        adapter.connect_kwargs(secret("postgres", sslmode="verify-ca"))
+@pytest.mark.parametrize("adapter_class", [PostgresAdapter, MySQLAdapter])
+def test_verify_ca_needs_a_bundle(
+    adapter_class: type[PostgresAdapter] | type[MySQLAdapter],
+) -> None:
+    """verify-ca checks no name: with the system's trust store, any public CA's certificate for
+    any name would pass. PostgreSQL's libpq refuses it; the MySQL family must refuse it too."""
+    engine = "postgres" if adapter_class is PostgresAdapter else "mysql"
+    adapter = adapter_class(ConnectSettings(min_tls_mode=TlsMode.VERIFY_CA))
+    with pytest.raises(ConfigurationError, match="needs the database's own CA bundle") as info:
+        adapter.connect_kwargs(secret(engine, sslmode="verify-ca"))
     assert "KEYTURN_TLS_CA_BUNDLE" in str(info.value)
     # At set-up when it is the function's own default.
     with pytest.raises(ConfigurationError, match="the function's default TLS mode"):
-        PostgresAdapter(ConnectSettings(TlsMode.VERIFY_CA, min_tls_mode=TlsMode.VERIFY_CA))
+        adapter_class(ConnectSettings(TlsMode.VERIFY_CA, min_tls_mode=TlsMode.VERIFY_CA))
