@@ -115,6 +115,15 @@ class Preflight:
             else SingleUserStrategy(adapter)
         )
         proofs = (*rotation.proof_steps, "privileges")
+        if isinstance(rotation, AlternatingUsersStrategy):
+            # Configuration first: a missing or wrong superuser secret is named even when the
+            # database cannot be reached from here (the proofs below check it again).
+            try:
+                rotation.superuser(self._context(), secret)
+            except RotationError as exc:
+                self.add("superuser secret", FAIL, exc.message, exc.hint)
+                self.skip("network", "tls", "login", *proofs, because="no usable superuser secret")
+                return self.checks
         if not self._reachable(secret, "network"):
             self.skip("tls", "login", *proofs, because="the database is unreachable")
             return self.checks

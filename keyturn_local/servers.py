@@ -148,7 +148,24 @@ class _Server:
         raise NotImplementedError
 
 
-def _postgres_bindir() -> Path:
+def postgres_binaries() -> Path:
+    """Where scripts/bootstrap unpacks the PostgreSQL versions Debian lacks (one folder each)."""
+    configured = os.environ.get("KEYTURN_PG_DIR")
+    if configured:
+        return Path(configured)
+    if _is_root():
+        return Path("/opt/keyturn/postgresql")
+    return Path(__file__).resolve().parents[1] / ".cache" / "postgresql"
+
+
+def _postgres_bindir(major: str | None = None) -> Path:
+    if major is not None:
+        bindir = postgres_binaries() / major / "bin"
+        if not (bindir / "initdb").exists():
+            raise ServerError(
+                f"PostgreSQL {major} is not installed in {bindir}; run scripts/bootstrap"
+            )
+        return bindir
     for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
         if Path(candidate, "initdb").exists():
             return Path(candidate)
@@ -159,12 +176,20 @@ def _postgres_bindir() -> Path:
 
 
 class PostgresServer(_Server):
-    """PostgreSQL on 127.0.0.1 with TLS from a throwaway CA and SCRAM passwords."""
+    """PostgreSQL on 127.0.0.1 with TLS from a throwaway CA and SCRAM passwords.
+
+    ``major``: one of the versions scripts/bootstrap installs besides the system's ("16", "17",
+    "18"); None for the system's own (Debian's 15, which has the message catalogs).
+    """
 
     name = "postgres"
 
+    def __init__(self, *, major: str | None = None, **kwargs: Any) -> None:
+        self.major = major
+        super().__init__(**kwargs)
+
     def _start(self) -> None:
-        bindir = _postgres_bindir()
+        bindir = _postgres_bindir(self.major)
         self.admin = AdminLogin(HOST, self.port, "postgres", self.admin.password)
         data, run = self.base / "data", self.base / "run"
         run.mkdir()

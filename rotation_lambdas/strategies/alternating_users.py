@@ -29,7 +29,8 @@ and bound to this secret.** Before the superuser changes anything, setSecret pro
 5. **clone**: nothing more than the base (the adapters' ``refusals``);
 6. **other user**: the account that changes is the pair's other one, so it needs its own proof:
    a clone that does not exist yet (created now, for this secret); a clone bound to this secret
-   (PostgreSQL: it is a member of the base and its comment names this secret); or a version of
+   (PostgreSQL: its comment, which only an administrator of the role may write, names this
+   secret); or a version of
    this secret (AWSPREVIOUS, or AWSPENDING after a crash) that holds its password, read from the
    server's hash where the engine allows (MySQL's native hashes: no login at all), else by one
    login. A look-alike ``X_clone`` proves nothing about ``X``.
@@ -458,7 +459,9 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
                 hint=f"give each secret a base user of its own; '{clone}' stays with the secret "
                 "that created it",
             )
-        if bound_to == ctx.secret_arn and state.clone_in_base:
+        if bound_to == ctx.secret_arn:
+            # Only a role that administers the clone can write its note: this function did,
+            # when it created the clone for this secret (a revoked membership is repaired).
             return Authority.BOUND, f"'{clone}' is this secret's clone (bound to it)", False
         candidates = self._versions_naming(ctx, login.secret, pending, other)
         verdicts = [

@@ -101,7 +101,10 @@ def test_preflight_passes_for_both_strategies_and_changes_nothing(
 ) -> None:
     app = new_app_user(engine_of(server), server, leak_watch)
     checks = cli.preflight(cli.secret(app))
-    assert set(statuses(checks).values()) == {"pass"}, checks
+    # MariaDB: an application user may not read the account list, so preflight says that other
+    # accounts of the name (which a single-user rotation would not change) cannot be ruled out.
+    unseen = {"other hosts": "warn"} if engine_of(server) == "mariadb" else {}
+    assert {k: v for k, v in statuses(checks).items() if v != "pass"} == unseen, checks
     assert "single_user" in checks["engine"]["reason"]
     assert "may change its own password" in checks["privileges"]["reason"]
 
@@ -147,6 +150,9 @@ def test_preflight_names_a_wrong_password(cli: Cli, server: Server, leak_watch: 
         "network": "pass",
         "tls": "pass",
         "login": "fail",
+        "names": "skip",
+        "account": "skip",
+        "other hosts": "skip",
         "privileges": "skip",
     }
     assert "login refused" in checks["login"]["reason"]
@@ -197,9 +203,9 @@ def test_preflight_names_missing_privileges(
                     sql.Identifier(app["username"])
                 )
             )
+        # The function's sessions set their own (read-write) default: no longer a problem.
         checks = cli.preflight(cli.secret(app))
-        assert checks["privileges"]["status"] == "fail"
-        assert "read-only transaction" in checks["privileges"]["reason"]
+        assert checks["privileges"]["status"] == "pass", checks["privileges"]
     else:
         with admin_mariadb(server) as my_conn, my_conn.cursor() as cur:
             cur.execute("SET GLOBAL read_only = 1")
@@ -215,13 +221,12 @@ def test_preflight_names_missing_privileges(
     alternating = cli.secret({**app, "masterarn": cli.secret(weak)})
     checks = cli.preflight(alternating)
     assert statuses(checks)["superuser login"] == "pass"
-    assert checks["privileges"]["status"] == "fail"
-    reason = checks["privileges"]["reason"]
     if engine == "postgres":
-        assert "permission denied" in reason
+        # Named before anything could be created, with the fix.
+        assert checks["administration"]["status"] == "fail"
+        assert "neither a superuser nor CREATEROLE" in checks["administration"]["reason"]
     else:
-        assert "SELECT command denied" in reason or "lacks" in reason
-        # It cannot read who holds the proof's lock (mysql.user, the process list) either.
+        # It cannot read who holds the proof's lock (mysql.user, the process list).
         assert checks["same server"]["status"] == "fail"
         assert "the superuser may not look up" in checks["same server"]["reason"]
 
@@ -368,19 +373,19 @@ def test_preflight_runs_the_proofs_set_secret_makes(
             conn.execute(
                 sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(sql.Identifier(base + "_clone"))
             )
-        expected = ("fail", "has CREATEDB, which")
+        expected = ("clone", "has CREATEDB, which")
     else:
         assert isinstance(server, MariaDBServer)
         with admin_mariadb(server) as my, my.cursor() as cur:
             cur.execute("CREATE USER %s@'%%' IDENTIFIED BY 'Clone-password-1'", (base + "_clone",))
             cur.execute("GRANT SELECT ON mysql.* TO %s@'%%'", (base + "_clone",))
-        expected = ("warn", "has extra SELECT ON `mysql`.*")
+        # Someone's account of that name, whose password no version of the secret holds.
+        expected = ("other user", "not this secret's clone")
     checks = cli.preflight(cli.secret({**app, "masterarn": masterarn}))
     assert checks["same server"]["status"] == "pass"
-    assert (checks["clone"]["status"], expected[1] in checks["clone"]["reason"]) == (
-        expected[0],
-        True,
-    ), checks["clone"]
+    name, reason = expected
+    assert checks[name]["status"] == "fail", checks[name]
+    assert reason in checks[name]["reason"], checks[name]
 
     # TLS below the function's floor: refused before anything is sent.
     checks = cli.preflight(cli.secret({**app, "sslmode": "require"}))
