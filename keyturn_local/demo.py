@@ -98,7 +98,13 @@ def make_subjects(client: Any, engine: str, server: Server) -> list[Subject]:
     admin = _secret_for(server, engine, "keyturn_admin", secrets.token_urlsafe(24))
     create_admin_user(server, admin["username"], admin["password"], drop=["keyturn_alt_clone"])
     alternating = _secret_for(server, engine, "keyturn_alt", secrets.token_urlsafe(24))
-    create_app_user(server, engine, alternating["username"], alternating["password"])
+    create_app_user(
+        server,
+        engine,
+        alternating["username"],
+        alternating["password"],
+        administered_by=admin["username"],
+    )
     admin_arn = client.create_secret(
         Name=f"keyturn/demo/{engine}/admin", SecretString=json.dumps(admin)
     )["ARN"]

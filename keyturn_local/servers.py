@@ -148,6 +148,18 @@ class _Server:
         raise NotImplementedError
 
 
+def _postgres_majors() -> tuple[str, ...]:
+    listed = Path(__file__).resolve().parents[1] / "scripts" / "postgres-versions.txt"
+    if not listed.exists():  # an installed package, not a checkout
+        return ()
+    lines = (line.split() for line in listed.read_text().splitlines())
+    return tuple(words[0] for words in lines if words and not words[0].startswith("#"))
+
+
+POSTGRES_MAJORS = _postgres_majors()
+"""The PostgreSQL versions scripts/bootstrap installs besides the system's (its one list)."""
+
+
 def postgres_binaries() -> Path:
     """Where scripts/bootstrap unpacks the PostgreSQL versions Debian lacks (one folder each)."""
     configured = os.environ.get("KEYTURN_PG_DIR")

@@ -63,10 +63,18 @@ def admin_mariadb(server: MariaDBServer) -> Iterator[pymysql.connections.Connect
 
 
 def create_app_user(
-    server: PostgresServer | MariaDBServer, engine: str, username: str, password: str
+    server: PostgresServer | MariaDBServer,
+    engine: str,
+    username: str,
+    password: str,
+    *,
+    administered_by: str | None = None,
 ) -> None:
-    """Create (or reset) a login user with ``password`` on ``server``."""
+    """Create (or reset) a login user with ``password`` on ``server``; ``administered_by``: the
+    alternating-users superuser that will rotate it (see :func:`let_administer`)."""
     _create_login(server, username, password, drop=(), administrator=False)
+    if administered_by is not None:
+        let_administer(server, administered_by, [username])
 
 
 def create_admin_user(
@@ -75,13 +83,36 @@ def create_admin_user(
     password: str,
     *,
     drop: Sequence[str] = (),
+    administers: Sequence[str] = (),
 ) -> None:
     """Create (or reset) a user able to administer others: the alternating-users superuser.
 
     PostgreSQL: a CREATEROLE role; MariaDB: ALL PRIVILEGES WITH GRANT OPTION. Neither is a true
-    superuser, which is what the README recommends. ``drop`` names users to remove first.
+    superuser, which is what the README recommends. ``drop`` names users to remove first;
+    ``administers``, existing users it will rotate (see :func:`let_administer`).
     """
     _create_login(server, username, password, drop=drop, administrator=True)
+    let_administer(server, username, administers)
+
+
+def let_administer(
+    server: PostgresServer | MariaDBServer, admin: str, users: Sequence[str]
+) -> None:
+    """From PostgreSQL 16 a CREATEROLE role may change only roles it holds ADMIN OPTION on (it
+    has it on those it created): grant it on ``users``, without their privileges (INHERIT FALSE,
+    SET FALSE), as the README tells operators to. Nothing to do before 16, nor on MariaDB."""
+    if not users or not isinstance(server, PostgresServer):
+        return
+    with admin_postgres(server) as conn:
+        row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
+        if row is None or row[0] < 160000:
+            return
+        for user in users:
+            conn.execute(
+                sql.SQL("GRANT {} TO {} WITH ADMIN OPTION, INHERIT FALSE, SET FALSE").format(
+                    sql.Identifier(user), sql.Identifier(admin)
+                )
+            )
 
 
 def _create_login(

@@ -18,7 +18,7 @@ from botocore.client import BaseClient
 
 from client_lib import ClientLibError
 from keyturn_cli import CliError
-from keyturn_local.servers import MariaDBServer, MotoServer, PostgresServer
+from keyturn_local.servers import POSTGRES_MAJORS, MariaDBServer, MotoServer, PostgresServer
 from keyturn_local.users import admin_postgres
 from rotation_lambdas import RotationError
 from tests.support.leaks import LeakWatch, Registry
@@ -73,6 +73,20 @@ def leak_watch(
 def postgres_server() -> Iterator[PostgresServer]:
     with PostgresServer(statement_log=True) as server:
         yield server
+
+
+def _versioned_postgres(major: str) -> Any:
+    @pytest.fixture(scope="session")
+    def server() -> Iterator[PostgresServer]:
+        with PostgresServer(major=major, statement_log=True) as started:
+            yield started
+
+    return server
+
+
+# PostgreSQL 16, 17, 18 (scripts/postgres-versions.txt; no message catalogs): postgres16_server...
+for _major in POSTGRES_MAJORS:
+    globals()[f"postgres{_major}_server"] = _versioned_postgres(_major)
 
 
 @pytest.fixture(scope="session")

@@ -24,16 +24,16 @@ and bound to this secret.** Before the superuser changes anything, setSecret pro
    must see it held, on its own server, by the account itself. The secret's host is the writer's
    to choose and may answer anything; the superuser's server is not, and it names the lock's
    holder. So a secret for another server, or a relay of the lock by another account, fails;
-4. **administration**: the superuser may do all of it (PostgreSQL 16's ADMIN OPTION, settings
-   only a superuser may copy), found before anything is created;
-5. **clone**: nothing more than the base (the adapters' ``refusals``);
-6. **other user**: the account that changes is the pair's other one, so it needs its own proof:
+4. **clone**: nothing more than the base (the adapters' ``refusals``);
+5. **other user**: the account that changes is the pair's other one, so it needs its own proof:
    a clone that does not exist yet (created now, for this secret); a clone bound to this secret
    (PostgreSQL: its comment, which only an administrator of the role may write, names this
-   secret); or a version of
-   this secret (AWSPREVIOUS, or AWSPENDING after a crash) that holds its password, read from the
-   server's hash where the engine allows (MySQL's native hashes: no login at all), else by one
-   login. A look-alike ``X_clone`` proves nothing about ``X``.
+   secret); or a version of this secret (AWSPREVIOUS, or AWSPENDING after a crash) that holds its
+   password, read from the server's hash where the engine allows (MySQL's native hashes: no
+   login at all), else by one login within a pair an administrator made. A look-alike
+   ``X_clone`` proves nothing about ``X``;
+6. **administration**: the superuser may do all of it (PostgreSQL 16's ADMIN OPTION, settings
+   only a superuser may copy), found before anything is created.
 
 testSecret repeats the proof from the pending user's session before comparing the two users.
 """
@@ -63,9 +63,9 @@ PROOF_STEPS = (
     "account",
     "superuser login",
     "same server",
-    "administration",
     "clone",
     "other user",
+    "administration",
 )
 
 
@@ -315,15 +315,6 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
                     f"{superuser.endpoint} and {current.endpoint} reach one server: the lock "
                     f"taken at {current.endpoint} is held there by '{current.username}' itself"
                 )
-            with proofs.step("administration") as note:
-                refusals = self.admin.administration_refusals(conn, base, clone)
-                if refusals:
-                    raise PrivilegeError(
-                        f"the superuser '{superuser.username}' cannot rotate '{base}' and "
-                        f"'{clone}': " + "; ".join(refusals) + "; nothing was changed",
-                        hint="apply the fix named for each, then rotate again",
-                    )
-                note.passed(f"'{superuser.username}' may administer '{base}' and '{clone}'")
             other = alternate(current.username)
             decided: list[tuple[Authority, str, bool] | RotationError] = []
 
@@ -355,6 +346,15 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
             with proofs.step("other user") as note:
                 kind, by, offline = authority()
                 note.passed(f"'{other}' may change: {by}")
+            with proofs.step("administration") as note:
+                refusals = self.admin.administration_refusals(conn, base, clone)
+                if refusals:
+                    raise PrivilegeError(
+                        f"the superuser '{superuser.username}' cannot rotate '{base}' and "
+                        f"'{clone}': " + "; ".join(refusals) + "; nothing was changed",
+                        hint="apply the fix named for each, then rotate again",
+                    )
+                note.passed(f"'{superuser.username}' may administer '{base}' and '{clone}'")
             yield Proven(
                 base, clone, login, superuser, conn, other, kind, by, verified_offline=offline
             )

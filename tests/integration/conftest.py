@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from keyturn_local.driver import RotationReport, register_stand_in_function, rotate
-from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
+from keyturn_local.servers import MOTO_CONFIG, POSTGRES_MAJORS, MariaDBServer, PostgresServer
 from keyturn_local.users import create_app_user
 from rotation_lambdas import DatabaseSecret, EngineFamily
 from rotation_lambdas.adapters import DatabaseAdapter
@@ -27,6 +27,17 @@ from tests.support.strict_sm import StrictSecretsManager
 
 Server = PostgresServer | MariaDBServer
 ENGINES = ["postgres", "mariadb"]
+# Every server a test may run on, by fixture prefix: Debian's PostgreSQL 15, the versions
+# scripts/bootstrap adds (postgres16, ...), and MariaDB.
+POSTGRES_SERVERS = ["postgres", *(f"postgres{major}" for major in POSTGRES_MAJORS)]
+ALL_SERVERS = [*POSTGRES_SERVERS, "mariadb"]
+
+
+def engine_for(server_name: str) -> str:
+    """The engine a server's secrets name: postgres16 is PostgreSQL too."""
+    return "mariadb" if server_name == "mariadb" else "postgres"
+
+
 _user_numbers = itertools.count(1)
 
 
@@ -133,8 +144,8 @@ def make_world(
     return DbWorld(client, arn, function_arn, engine, leaks, engine_name, server, adapter, initial)
 
 
-@pytest.fixture(params=ENGINES)
+@pytest.fixture(params=ALL_SERVERS)
 def db(request: pytest.FixtureRequest, leak_watch: LeakWatch) -> Iterator[DbWorld]:
     server: Server = request.getfixturevalue(f"{request.param}_server")
     with mock_aws(config=MOTO_CONFIG):
-        yield make_world(request.param, server, leak_watch)
+        yield make_world(engine_for(request.param), server, leak_watch)

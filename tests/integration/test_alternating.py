@@ -16,14 +16,14 @@ from psycopg import sql
 
 from keyturn_local.driver import RotationFailed, register_stand_in_function
 from keyturn_local.servers import MOTO_CONFIG, PostgresServer
-from keyturn_local.users import admin_postgres, create_app_user
+from keyturn_local.users import admin_postgres, create_app_user, let_administer
 from rotation_lambdas import ConfigurationError, DatabaseSecret, ParityError, PrivilegeError
 from rotation_lambdas.handlers import ALTERNATING_USERS, build_engine, make_adapter
 from rotation_lambdas.settings import ENV_SUPERUSER_SECRET_ARN, ENV_TLS_CA_BUNDLE, ConnectSettings
 from tests.support.leaks import LeakWatch
 from tests.support.strict_sm import StrictSecretsManager
 
-from .conftest import DbWorld, family_of, rotate_alternating
+from .conftest import POSTGRES_SERVERS, DbWorld, family_of, rotate_alternating
 
 pytestmark = pytest.mark.integration
 TOKEN = "22222222-3333-4444-5555-666666666666"
@@ -91,6 +91,7 @@ def make_pair(
         )
         conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT 20").format(sql.Identifier(base)))
     superuser = superuser or make_superuser(server, leaks, f"{base}_admin")
+    let_administer(server, superuser["username"], [base])
     client = StrictSecretsManager(boto3.client("secretsmanager"))
     su_arn = client.create_secret(Name=f"su/{base}", SecretString=json.dumps(superuser))["ARN"]
     initial = {
@@ -115,10 +116,28 @@ def make_pair(
 _pairs = itertools.count(1)
 
 
-@pytest.fixture
-def pair(postgres_server: PostgresServer, leak_watch: LeakWatch) -> Iterator[Pair]:
+def revoke_membership(conn: Any, pair: Pair, role: str, member: str) -> None:
+    """Take ``member`` out of ``role`` as an administrator would. From PostgreSQL 16 a REVOKE
+    takes back only the grants its grantor made: name the function's superuser, who made it."""
+    statement = sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
+    if conn.info.server_version >= 160000:
+        grantor = sql.Identifier(pair.superuser["username"])
+        statement = sql.SQL("{} GRANTED BY {}").format(statement, grantor)
+    conn.execute(statement)
+
+
+@pytest.fixture(params=POSTGRES_SERVERS)
+def pair(request: pytest.FixtureRequest, leak_watch: LeakWatch) -> Iterator[Pair]:
+    """A pair on each PostgreSQL version: Debian's 15 and those scripts/bootstrap adds."""
+    server: PostgresServer = request.getfixturevalue(f"{request.param}_server")
     with mock_aws(config=MOTO_CONFIG):
-        yield make_pair(postgres_server, leak_watch, base=f"alt_{next(_pairs)}")
+        yield make_pair(server, leak_watch, base=f"alt_{next(_pairs)}")
+
+
+@pytest.fixture
+def pair_server(pair: Pair) -> PostgresServer:
+    assert isinstance(pair.world.server, PostgresServer)
+    return pair.world.server
 
 
 def test_ten_rotations_alternate_and_both_users_keep_working(pair: Pair) -> None:
@@ -150,11 +169,11 @@ def test_objects_created_by_either_user_are_usable_by_both(pair: Pair) -> None:
 
 
 def test_a_grant_added_to_the_base_later_reaches_both_users(
-    pair: Pair, postgres_server: PostgresServer
+    pair: Pair, pair_server: PostgresServer
 ) -> None:
     db = pair.world
     db.rotate()  # the clone now exists and is AWSCURRENT
-    with admin_postgres(postgres_server) as conn:
+    with admin_postgres(pair_server) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS public.shared_report (x int)")
         conn.execute(
             sql.SQL("GRANT SELECT ON public.shared_report TO {}").format(
@@ -168,18 +187,14 @@ def test_a_grant_added_to_the_base_later_reaches_both_users(
 
 
 def test_a_tampered_clone_is_repaired_by_the_next_rotation(
-    pair: Pair, postgres_server: PostgresServer
+    pair: Pair, pair_server: PostgresServer
 ) -> None:
     db = pair.world
     base = db.initial["username"]
     db.rotate()
     db.rotate()  # AWSCURRENT is the base again; the clone is AWSPREVIOUS
-    with admin_postgres(postgres_server) as conn:
-        conn.execute(
-            sql.SQL("REVOKE {} FROM {}").format(
-                sql.Identifier(base), sql.Identifier(base + "_clone")
-            )
-        )
+    with admin_postgres(pair_server) as conn:
+        revoke_membership(conn, pair, base, base + "_clone")
         conn.execute(
             sql.SQL("ALTER ROLE {} CONNECTION LIMIT 3").format(sql.Identifier(base + "_clone"))
         )
@@ -190,19 +205,15 @@ def test_a_tampered_clone_is_repaired_by_the_next_rotation(
 
 
 def test_tampering_between_set_and_test_fails_at_test_secret(
-    pair: Pair, postgres_server: PostgresServer
+    pair: Pair, pair_server: PostgresServer
 ) -> None:
     db = pair.world
     base = db.initial["username"]
     db.start_rotation(TOKEN)
     db.run("createSecret", TOKEN)
     db.run("setSecret", TOKEN)
-    with admin_postgres(postgres_server) as conn:
-        conn.execute(
-            sql.SQL("REVOKE {} FROM {}").format(
-                sql.Identifier(base), sql.Identifier(base + "_clone")
-            )
-        )
+    with admin_postgres(pair_server) as conn:
+        revoke_membership(conn, pair, base, base + "_clone")
     with pytest.raises(ParityError, match=f"'{base}_clone' is not a member of '{base}'") as info:
         db.run("testSecret", TOKEN)
     assert info.value.step == "testSecret"
@@ -314,13 +325,13 @@ def test_the_function_default_superuser_is_used_without_masterarn(pair: Pair) ->
     assert db.logs_in(current)
 
 
-def test_the_clone_inherits_as_the_base_does(pair: Pair, postgres_server: PostgresServer) -> None:
+def test_the_clone_inherits_as_the_base_does(pair: Pair, pair_server: PostgresServer) -> None:
     base = pair.world.initial["username"]
-    with admin_postgres(postgres_server) as conn:
+    with admin_postgres(pair_server) as conn:
         conn.execute(sql.SQL("ALTER ROLE {} NOINHERIT").format(sql.Identifier(base)))
     pair.world.rotate()
     pair.world.rotate()
-    with admin_postgres(postgres_server) as conn:
+    with admin_postgres(pair_server) as conn:
         row = conn.execute(
             "SELECT rolinherit FROM pg_roles WHERE rolname = %s", (base + "_clone",)
         ).fetchone()
@@ -328,14 +339,14 @@ def test_the_clone_inherits_as_the_base_does(pair: Pair, postgres_server: Postgr
 
 
 def test_power_given_to_the_clone_between_set_and_test_fails_at_test_secret(
-    pair: Pair, postgres_server: PostgresServer
+    pair: Pair, pair_server: PostgresServer
 ) -> None:
     db = pair.world
     base = db.initial["username"]
     db.start_rotation(TOKEN)
     db.run("createSecret", TOKEN)
     db.run("setSecret", TOKEN)
-    with admin_postgres(postgres_server) as conn:
+    with admin_postgres(pair_server) as conn:
         conn.execute(sql.SQL("ALTER ROLE {} CREATEDB").format(sql.Identifier(base + "_clone")))
         conn.execute(
             sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(base + "_clone"))

@@ -40,16 +40,17 @@ from tests.support.leaks import LeakWatch
 from tests.support.snapshots import changes, snapshot
 from tests.support.strict_sm import StrictSecretsManager
 
-from .conftest import Server, family_of
+from .conftest import ALL_SERVERS, POSTGRES_SERVERS, Server, engine_for, family_of
 
 pytestmark = pytest.mark.integration
 ATTACKS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parents[1] / "data" / "hostile_inputs.json").read_text()
 )["attacks"]["cases"]
 CASES = [
-    pytest.param(engine, case, id=f"{engine}: {case['name']}")
+    pytest.param(server, case, id=f"{server}: {case['name']}")
     for case in ATTACKS
     for engine in case["engines"]
+    for server in (POSTGRES_SERVERS if engine == "postgres" else [engine])
 ]
 _numbers = itertools.count(1)
 
@@ -111,7 +112,7 @@ def prepare_server(
 ) -> None:
     """``user`` with privileges of its own, ``other``, and the superuser ``admin``."""
     create_app_user(server, engine_name, names.user, password)
-    create_admin_user(server, names.admin, admin, drop=[names.clone])
+    create_admin_user(server, names.admin, admin, drop=[names.clone], administers=[names.user])
     if isinstance(server, PostgresServer):
         with admin_postgres(server) as pg:
             pg.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(names.other)))
@@ -149,8 +150,10 @@ def expand(value: Any, names: Names, password: str) -> Any:
 
 @pytest.fixture
 def attack_world(request: pytest.FixtureRequest, leak_watch: LeakWatch, tmp_path: Path) -> Any:
-    def make(engine_name: str, case: dict[str, Any]) -> Iterator[Attack]:
-        a: Server = request.getfixturevalue(f"{engine_name}_server")
+    def make(server_name: str, case: dict[str, Any]) -> Iterator[Attack]:
+        # A is the server under attack (each PostgreSQL version); B, another of its engine.
+        engine_name = engine_for(server_name)
+        a: Server = request.getfixturevalue(f"{server_name}_server")
         b: Server = request.getfixturevalue(f"{engine_name}_server_b")
         names = Names.fresh()
         passwords, admins = {}, {}
@@ -261,11 +264,11 @@ def relay_locks(world: Attack, engine: Any, mode: object, stack: ExitStack) -> N
     adapter.claim_marker = relayed
 
 
-@pytest.mark.parametrize(("engine_name", "case"), CASES)
+@pytest.mark.parametrize(("server_name", "case"), CASES)
 def test_attack_fails_before_any_change(
-    engine_name: str, case: dict[str, Any], attack_world: Any
+    server_name: str, case: dict[str, Any], attack_world: Any
 ) -> None:
-    for world in attack_world(engine_name, case):
+    for world in attack_world(server_name, case):
         with ExitStack() as relays:
             attack(world, case, relays)
 
@@ -328,14 +331,14 @@ def attack(world: Attack, case: dict[str, Any], relays: ExitStack) -> None:
     assert all(n <= (1 if user == named else 0) for (_, user), n in costs.items()), costs
 
 
-@pytest.mark.parametrize("engine_name", ["postgres", "mariadb"])
+@pytest.mark.parametrize("server_name", ALL_SERVERS)
 @pytest.mark.parametrize("superuser_host", ["same", "alias"])
 def test_without_the_attack_the_same_set_up_rotates(
-    engine_name: str, superuser_host: str, attack_world: Any
+    server_name: str, superuser_host: str, attack_world: Any
 ) -> None:
     """The control: no attack, and a superuser secret naming the same server as ``localhost``
     (another name for it, like a cluster's writer endpoint) rotate twice, both users working."""
-    for world in attack_world(engine_name, {}):
+    for world in attack_world(server_name, {}):
         if superuser_host == "alias":
             su_arn = world.superuser_arns["A"]
             data = json.loads(world.client.get_secret_value(SecretId=su_arn)["SecretString"])

@@ -86,7 +86,7 @@ def statuses(checks: dict[str, dict[str, str]]) -> dict[str, str]:
 def admin_secret(server: Server, leaks: LeakWatch, base: str) -> dict[str, Any]:
     username, password = f"{base}_admin", secrets.token_urlsafe(20)
     leaks.add(password)
-    create_admin_user(server, username, password, drop=[base + "_clone"])
+    create_admin_user(server, username, password, drop=[base + "_clone"], administers=[base])
     return {
         "engine": engine_of(server),
         "host": server.admin.host,

@@ -135,11 +135,7 @@ def world(
         moto_server.reset()
         endpoint = moto_server.endpoint
         client = boto3.client("secretsmanager", endpoint_url=endpoint)
-        pg = server if engine_name == "postgres" else request.getfixturevalue("postgres_server")
-        my = server if engine_name == "mariadb" else request.getfixturevalue("mariadb_server")
-        arn, _ = setup_secret(
-            engine_name, strategy == ALTERNATING_USERS, pg, my, client, leak_watch, name=name
-        )
+        arn, _ = setup_secret(server, strategy == ALTERNATING_USERS, client, leak_watch, name=name)
         assert server.tls_files is not None
         ca = str(server.tls_files.ca_cert)
         engine = build_engine(

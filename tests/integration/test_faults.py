@@ -159,15 +159,8 @@ def world_for(
     def make(engine_name: str, strategy: str, name: str) -> FaultWorld:
         raw = boto3.client("secretsmanager")
         clean = StrictSecretsManager(raw)
-        arn, _ = setup_secret(
-            engine_name,
-            strategy == ALTERNATING_USERS,
-            postgres_server,
-            mariadb_server,
-            clean,
-            leak_watch,
-            name=name,
-        )
+        server = postgres_server if engine_name == "postgres" else mariadb_server
+        arn, _ = setup_secret(server, strategy == ALTERNATING_USERS, clean, leak_watch, name=name)
         server = postgres_server if engine_name == "postgres" else mariadb_server
         assert server.tls_files is not None
         env = {ENV_TLS_CA_BUNDLE: str(server.tls_files.ca_cert)}

@@ -85,7 +85,7 @@ def use_superuser(world: DbWorld, server: PostgresServer | MariaDBServer, leaks:
     admin, password = f"hostile_admin_{secrets.token_hex(3)}", secrets.token_urlsafe(20)
     leaks.add(password)
     base = world.initial["username"]
-    create_admin_user(server, admin, password, drop=[base + "_clone"])
+    create_admin_user(server, admin, password, drop=[base + "_clone"], administers=[base])
     superuser = {**world.initial, "username": admin, "password": password}
     master = world.client.create_secret(
         Name=f"hostile-admin/{admin}", SecretString=json.dumps(superuser)

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import psycopg
+import pymysql
 import pytest
 from moto import mock_aws
 from psycopg import sql
 
-from keyturn_local.driver import RotationFailed, rotate
+from keyturn_local.driver import RotationFailed, register_stand_in_function, rotate
 from keyturn_local.servers import MOTO_CONFIG, MariaDBServer, PostgresServer
 from keyturn_local.users import admin_mariadb, admin_postgres
-from rotation_lambdas import DatabaseSecret, RotationEngine
+from rotation_lambdas import AccountLockedError, AuthenticationError, DatabaseSecret, RotationEngine
+from rotation_lambdas.adapters import mysql_users, postgres_roles
+from rotation_lambdas.adapters.mysql_statements import ServerVersion
 from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, build_engine, make_adapter
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
 from rotation_lambdas.strategies.alternating_users import binding_note
@@ -37,7 +41,7 @@ from tests.support.leaks import LeakWatch
 from tests.support.snapshots import changes, snapshot
 from tests.support.strict_sm import StrictSecretsManager
 
-from .conftest import Server, family_of
+from .conftest import POSTGRES_SERVERS, Server, engine_for, family_of
 
 pytestmark = pytest.mark.integration
 _names = itertools.count(1)
@@ -74,11 +78,14 @@ class Rig:
         return DatabaseSecret.parse(text)
 
     def logs_in(self, secret: DatabaseSecret) -> bool:
+        """Whether ``secret`` opens a session (refused, locked or not allowed: no)."""
         adapter = make_adapter(family_of(self.engine_name), ConnectSettings.from_env(self.env))
-        conn = adapter.try_connect(secret)
-        if conn is not None:
-            adapter.close(conn)
-        return conn is not None
+        try:
+            conn = adapter.open(secret)
+        except (AuthenticationError, AccountLockedError):
+            return False
+        adapter.close(conn)
+        return True
 
     function_arn: str = ""
 
@@ -87,20 +94,14 @@ class Rig:
 def rig(leak_watch: LeakWatch, request: pytest.FixtureRequest) -> Iterator[Any]:
     """``rig(engine, strategy)`` makes a fresh user and secret in one moto."""
     with mock_aws(config=MOTO_CONFIG):
-        from keyturn_local.driver import register_stand_in_function
-
         function_arn = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
         client = StrictSecretsManager(boto3.client("secretsmanager"))
 
         def make(engine_name: str, strategy: str, name: str | None = None) -> Rig:
             server: Server = request.getfixturevalue(f"{engine_name}_server")
-            pg = server if isinstance(server, PostgresServer) else None
-            my = server if isinstance(server, MariaDBServer) else None
             arn, data = setup_secret(
-                engine_name,
+                server,
                 strategy == ALTERNATING_USERS,
-                pg,  # type: ignore[arg-type]
-                my,  # type: ignore[arg-type]
                 client,
                 leak_watch,
                 name=name or f"pr{next(_names)}",
@@ -325,3 +326,96 @@ def test_single_user_costs_one_refused_login_per_invocation(
             victim.rotate(max_attempts=2)
         assert refused_logins(mariadb_server, user) - before == 2
         assert plain_login(mariadb_server, user, real) == 0  # not blocked
+
+
+# --- PostgreSQL 16's role administration (issue 21), and no half-built clone ------------------
+
+
+@pytest.mark.parametrize("server_name", POSTGRES_SERVERS)
+def test_a_base_the_superuser_does_not_administer(
+    server_name: str, request: pytest.FixtureRequest, leak_watch: LeakWatch
+) -> None:
+    """RDS's master user is CREATEROLE, not SUPERUSER. From PostgreSQL 16 it may change only
+    roles it holds ADMIN OPTION on: a base created by another role is named by preflight and
+    refused by setSecret before anything exists; granted, it rotates. On 15, it rotates as is."""
+    server: PostgresServer = request.getfixturevalue(f"{server_name}_server")
+    with mock_aws(config=MOTO_CONFIG):
+        client = StrictSecretsManager(boto3.client("secretsmanager"))
+        function_arn = register_stand_in_function(boto3.client("lambda"), boto3.client("iam"))
+        arn, data = setup_secret(server, True, client, leak_watch, name=f"adm{next(_names)}")
+        base, admin = data["username"], data["username"] + "_admin"
+        run_admin(server, "REVOKE {base} FROM {admin}", base=base, admin=admin)  # made by others
+        assert server.tls_files is not None
+        env = {ENV_TLS_CA_BUNDLE: str(server.tls_files.ca_cert)}
+        engine = build_engine(family_of("postgres"), ALTERNATING_USERS, client=client.sm, env=env)
+        world = Rig(server, "postgres", client, arn, data, engine, leak_watch, function_arn)
+        from keyturn_cli.preflight import Preflight
+
+        settings = ConnectSettings.from_env(env)
+        checks = {c.name: c for c in Preflight(client.sm, arn, settings=settings).run()}
+        if server.major is None:  # Debian's 15
+            assert checks["administration"].status == "pass", checks["administration"]
+            world.rotate()
+            return
+        assert checks["administration"].status == "fail"
+        assert f'GRANT "{base}" TO "{admin}" WITH ADMIN OPTION' in checks["administration"].reason
+        before = snapshot(server)
+        error = failed_rotation(world)
+        assert "holds no ADMIN OPTION" in error, error
+        assert changes(before, snapshot(server)) == {}  # no clone, not even a half-built one
+        run_admin(server, "GRANT {base} TO {admin} WITH ADMIN OPTION", base=base, admin=admin)
+        world.rotate()
+        world.rotate()
+        assert world.logs_in(world.current())
+
+
+@pytest.mark.parametrize("server_name", ["postgres", "mariadb"])
+def test_a_failure_midway_leaves_no_clone_that_logs_in(
+    server_name: str, rig: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """setSecret fails halfway through making the clone: PostgreSQL rolls the whole change
+    back (no clone at all); the MySQL family created the clone locked, so it cannot log in
+    while it lacks the base's grants. The next attempt completes it."""
+    world: Rig = rig(engine_for(server_name), ALTERNATING_USERS)
+    clone = world.data["username"] + "_clone"
+    if server_name == "postgres":
+        real_set = postgres_roles.set_password
+
+        def fail_set(*args: Any) -> None:
+            raise psycopg.OperationalError("injected: the connection dropped")
+
+        monkeypatch.setattr(postgres_roles, "set_password", fail_set)
+    else:
+        real_execute = mysql_users._execute
+
+        def fail_grant(conn: Any, statement: str, params: Any = ()) -> Any:
+            # After CREATE USER: the base's grants and options (the user has none but them).
+            if statement.startswith(("GRANT", "ALTER USER")):
+                raise pymysql.err.OperationalError(2013, "injected: the connection dropped")
+            return real_execute(conn, statement, params)
+
+        monkeypatch.setattr(mysql_users, "_execute", fail_grant)
+    with pytest.raises(RotationFailed):
+        world.rotate(max_attempts=1)
+    pending = DatabaseSecret.parse(
+        world.client.get_secret_value(SecretId=world.arn, VersionStage="AWSPENDING")["SecretString"]
+    )
+    assert pending.username == clone
+    assert not world.logs_in(pending)
+    if server_name == "postgres":
+        assert isinstance(world.server, PostgresServer)
+        with admin_postgres(world.server) as conn:
+            assert (
+                conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (clone,)).fetchone()
+                is None
+            )
+        monkeypatch.setattr(postgres_roles, "set_password", real_set)
+    else:
+        assert isinstance(world.server, MariaDBServer)
+        with admin_mariadb(world.server) as my:
+            version = ServerVersion.parse(my.get_server_info())  # type: ignore[no-untyped-call]
+            assert mysql_users.read_user(my, version, clone)["%"].options.locked
+        monkeypatch.setattr(mysql_users, "_execute", real_execute)
+    world.rotate(resume=True)
+    assert world.current().username == clone
+    assert world.logs_in(world.current())

@@ -131,10 +131,8 @@ class Rig:
         client = boto3.client("secretsmanager", endpoint_url=moto.endpoint)
         postgres = "Postgres" in function
         arn, initial = setup_secret(
-            "postgres" if postgres else "mariadb",
+            postgres_server if postgres else mariadb_server,
             "Alternating" in function,
-            postgres_server,
-            mariadb_server,
             client,
             leak_watch,
             name=f"{prefix}_{function[:5].lower()}",

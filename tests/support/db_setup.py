@@ -31,18 +31,16 @@ def new_password(leaks: LeakWatch) -> str:
 
 
 def setup_secret(
-    engine: str,
+    server: PostgresServer | MariaDBServer,
     alternating: bool,
-    pg: PostgresServer,
-    my: MariaDBServer,
     client: Any,
     leaks: LeakWatch,
     *,
     name: str,
 ) -> tuple[str, dict[str, Any]]:
-    """An application user (and a superuser for alternating users) and its secret in moto."""
-    postgres = engine == "postgres"
-    server: PostgresServer | MariaDBServer = pg if postgres else my
+    """An application user (and a superuser for alternating users) on ``server``, and its secret
+    in moto."""
+    engine = "postgres" if isinstance(server, PostgresServer) else "mariadb"
     base = f"{name}_{'alt' if alternating else 'one'}"
     password = new_password(leaks)
     data: dict[str, Any] = {
@@ -59,7 +57,9 @@ def setup_secret(
         data["masterarn"] = client.create_secret(
             Name=f"pkg/{admin}", SecretString=json.dumps(superuser)
         )["ARN"]
-    create_app_user(server, engine, base, password)
+    create_app_user(
+        server, engine, base, password, administered_by=base + "_admin" if alternating else None
+    )
     arn = client.create_secret(Name=f"pkg/{base}", SecretString=json.dumps(data))["ARN"]
     return arn, data
 
@@ -103,7 +103,7 @@ def rds_managed_superuser(
     )
     create_admin_user(server, master, master_password, drop=[base + "_clone", base])
     password = new_password(leaks)
-    create_app_user(server, engine, base, password)
+    create_app_user(server, engine, base, password, administered_by=master)
     return {
         "engine": engine,
         "host": host,
