@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rotation_lambdas import AuthenticationError, DatabaseSecret, EngineFamily, NetworkError
-from rotation_lambdas.adapters import DatabaseAdapter
+from rotation_lambdas.adapters import DatabaseAdapter, ServerMarker, UserAdministration
+from rotation_lambdas.adapters.base import PairState
 from rotation_lambdas.settings import ConnectSettings
 
 Key = tuple[str, int, str]
@@ -78,3 +80,51 @@ class FakeAdapter(DatabaseAdapter[FakeConnection]):
         self, conn: FakeConnection, login: DatabaseSecret, *, superuser_checks: bool = False
     ) -> str | None:
         return "the fake server checked no password" if self.db.trust else None
+
+
+class FakeAdmin(FakeAdapter, UserAdministration[FakeConnection]):
+    """Alternating users on the in-memory database, as a server whose hashes cannot be read
+    (MySQL 8's salted caching_sha2_password) and that keeps no note on a clone: every proof of
+    the pair's other user is a login. ``superuser`` must be in the database too."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        super().__init__(db)
+        self.family = EngineFamily.MYSQL
+        self.fail_after_set = 0  # raise this many times right after a password was set
+
+    def claim_marker(self, conn: FakeConnection) -> ServerMarker:
+        return ServerMarker(conn.key[2])  # the session's own user: one server, no relay
+
+    def lock_holder(self, conn: FakeConnection, marker: ServerMarker) -> str | None:
+        return marker.name
+
+    def pair_state(self, conn: FakeConnection, base: str, clone: str) -> PairState:
+        host, port, _ = conn.key
+        return PairState(clone_exists=(host, port, clone) in self.db.passwords, clone_in_base=True)
+
+    def refusals(
+        self,
+        conn: FakeConnection,
+        base: str,
+        clone: str,
+        clone_is_ours: Callable[[], bool],
+    ) -> list[str]:
+        return []
+
+    def user_exists(self, conn: FakeConnection, username: str) -> bool:
+        return (*conn.key[:2], username) in self.db.passwords
+
+    def mirror_clone(
+        self, conn: FakeConnection, base: str, clone: str, clone_password: str
+    ) -> None:
+        self.db.passwords.setdefault((*conn.key[:2], clone), clone_password)
+
+    def set_password(self, conn: FakeConnection, username: str, password: str) -> None:
+        self.db.passwords[(*conn.key[:2], username)] = password
+        self.db.changes += 1
+        if self.fail_after_set > 0:
+            self.fail_after_set -= 1
+            raise NetworkError("fake connection lost after the password was set")
+
+    def parity_differences(self, conn: FakeConnection, base: str, clone: str) -> list[str]:
+        return []
