@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -22,6 +22,14 @@ from keyturn_local.servers import POSTGRES_MAJORS, MariaDBServer, MotoServer, Po
 from keyturn_local.users import admin_postgres
 from rotation_lambdas import RotationError
 from tests.support.leaks import LeakWatch, Registry
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """With pytest-xdist (scripts/test): the packaging tier on one worker, so each artifact is
+    built once a run; the rest spread over the workers, each with its own servers."""
+    for item in items:
+        if "tests/packaging/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("packaging"))
 
 
 @pytest.fixture(autouse=True)
@@ -142,16 +150,37 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Report figures that tests measure but must not assert (the naive client's failures)."""
-    from tests.integration.test_client_rotation import BASELINE
-    from tests.integration.test_faults import FAULT_REPORT
+# Figures that tests measure but must not assert (the naive client's failures, faults injected):
+# kept on each test's report, so they reach the summary from pytest-xdist's workers too.
+FIGURE_SECTIONS = {
+    "operations": "operations across rotations (reported, not asserted)",
+    "faults": "fault injection",
+}
 
-    if BASELINE:
-        terminalreporter.section("operations across rotations (reported, not asserted)")
-        for line in BASELINE:
-            terminalreporter.write_line(line)
-    if FAULT_REPORT:
-        terminalreporter.section("fault injection")
-        for line in FAULT_REPORT:
-            terminalreporter.write_line(line)
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """``figures(section, line)``: a line for the test summary's ``section``."""
+
+    def note(section: str, line: str) -> None:
+        assert section in FIGURE_SECTIONS, section
+        request.node.user_properties.append((f"figure:{section}", line))
+
+    return note
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the figures tests noted, by section, in the order the tests ran."""
+    lines: dict[str, list[str]] = {section: [] for section in FIGURE_SECTIONS}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if getattr(report, "when", None) != "call":
+                continue
+            for name, value in getattr(report, "user_properties", ()):
+                if name.startswith("figure:"):
+                    lines[name.removeprefix("figure:")].append(str(value))
+    for section, title in FIGURE_SECTIONS.items():
+        if lines[section]:
+            terminalreporter.section(title)
+            for line in sorted(lines[section]):
+                terminalreporter.write_line(line)

@@ -61,7 +61,6 @@ SOAK = 10
 # rotations (each would cost it a refused login, and it gives up after
 # FallbackPolicy.max_failed_logins of them to protect lockout policies).
 SETTLE_TIMEOUT = 15.0
-BASELINE: list[str] = []  # printed by tests/conftest.py's terminal summary
 STRATEGIES = [SINGLE_USER, ALTERNATING_USERS]
 # "postgres-de": PostgreSQL answering in German (lc_messages = de_DE.UTF-8); postgres16...: the
 # versions scripts/bootstrap adds to Debian's 15.
@@ -190,7 +189,10 @@ def connector_for(world: World, cache: SecretCache) -> RotationAwareConnector[An
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("server_name", SERVERS)
 def test_no_failed_operation_across_rotations(
-    server_name: str, strategy: str, world: Callable[[str, str, str], World]
+    server_name: str,
+    strategy: str,
+    world: Callable[[str, str, str], World],
+    figures: Callable[[str, str], None],
 ) -> None:
     w = world(server_name, strategy, f"load_{server_name[:2]}{server_name[-2:]}")
     connector = connector_for(w, w.cache)
@@ -238,17 +240,21 @@ def test_no_failed_operation_across_rotations(
         finish(naive, stop)
     w.watch_versions()
     stats = connector.stats
-    BASELINE.append(
+    figures(
+        "operations",
         f"{server_name} {strategy}: client_lib {ours.operations} ok / {len(ours.failures)} failed "
         f"(refused logins {stats.refused_logins}, recovered {stats.recovered}, fallbacks "
         f"{stats.fallbacks})"
-        + (f"; naive baseline {naive.operations} ok / {len(naive.failures)} failed" if soak else "")
+        + (
+            f"; naive baseline {naive.operations} ok / {len(naive.failures)} failed" if soak else ""
+        ),
     )
     assert ours.failures == []
 
 
 def test_no_failed_operation_with_aws_secretsmanager_caching(
     world: Callable[[str, str, str], World],
+    figures: Callable[[str, str], None],
 ) -> None:
     """The application's own aws-secretsmanager-caching cache as the source: a refused login
     makes it refresh at once (its refresh_secret_now), so single-user rotations cost nothing.
@@ -271,9 +277,10 @@ def test_no_failed_operation_with_aws_secretsmanager_caching(
     finally:
         finish(load, stop)
     w.watch_versions()
-    BASELINE.append(
+    figures(
+        "operations",
         f"{server_name} single_user aws-secretsmanager-caching source: {load.operations} ok / "
-        f"{len(load.failures)} failed (recovered {connector.stats.recovered})"
+        f"{len(load.failures)} failed (recovered {connector.stats.recovered})",
     )
     assert load.failures == []
 
@@ -288,7 +295,11 @@ POOLED = [
 @pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize(("server_name", "pool_kind"), POOLED)
 def test_pooled_connections_never_fail_across_rotations(
-    server_name: str, pool_kind: str, strategy: str, world: Callable[[str, str, str], World]
+    server_name: str,
+    pool_kind: str,
+    strategy: str,
+    world: Callable[[str, str, str], World],
+    figures: Callable[[str, str], None],
 ) -> None:
     from sqlalchemy import text
 
@@ -344,10 +355,11 @@ def test_pooled_connections_never_fail_across_rotations(
         for close in closers:
             close()
     w.watch_versions()
-    BASELINE.append(
+    figures(
+        "operations",
         f"{server_name} {strategy} {pool_kind}: {load.operations} ok / {len(load.failures)} "
         f"failed (connects {connector.stats.connects}, recovered {connector.stats.recovered}, "
-        f"rotations seen {connector.stats.rotations_detected})"
+        f"rotations seen {connector.stats.rotations_detected})",
     )
     assert load.failures == []
 
@@ -355,7 +367,10 @@ def test_pooled_connections_never_fail_across_rotations(
 @pytest.mark.parametrize("kind", ["async-connect", "async-pool", "async-sqlalchemy"])
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_async_psycopg_never_fails_across_rotations(
-    strategy: str, kind: str, world: Callable[[str, str, str], World]
+    strategy: str,
+    kind: str,
+    world: Callable[[str, str, str], World],
+    figures: Callable[[str, str], None],
 ) -> None:
     from sqlalchemy import text
 
@@ -418,10 +433,11 @@ def test_async_psycopg_never_fails_across_rotations(
                 await pool.close()
             if engine is not None:
                 await engine.dispose()
-        BASELINE.append(
+        figures(
+            "operations",
             f"postgres {strategy} {kind}: {load.operations} ok / {len(load.failures)} failed "
             f"(recovered {connector.stats.recovered}, "
-            f"rotations seen {connector.stats.rotations_detected})"
+            f"rotations seen {connector.stats.rotations_detected})",
         )
 
     asyncio.run(run())
@@ -433,7 +449,9 @@ LOCKOUT_AFTER = 3  # MariaDB max_password_errors, as MySQL 8's FAILED_LOGIN_ATTE
 
 
 def test_alternating_users_never_lock_an_account_with_a_lockout_policy(
-    world: Callable[[str, str, str], World], mariadb_server: MariaDBServer
+    world: Callable[[str, str, str], World],
+    mariadb_server: MariaDBServer,
+    figures: Callable[[str, str], None],
 ) -> None:
     """Rotations spaced as in production (longer apart than the cache's TTL: each waits until
     the cache has refreshed since the last) with MariaDB's max_password_errors = 3 and 8 threads
@@ -441,7 +459,6 @@ def test_alternating_users_never_lock_an_account_with_a_lockout_policy(
     login is refused and nothing is locked. Single user, measured in the same run (reported, not
     asserted: its logins in flight when the password changes are refused, and as many in a row
     can lock the account; preflight warns)."""
-    figures: dict[str, tuple[int, int, int]] = {}
     with max_password_errors(mariadb_server, LOCKOUT_AFTER):
         for strategy in (ALTERNATING_USERS, SINGLE_USER):
             w = world("mariadb", strategy, f"lockout_{strategy[:3]}")
@@ -474,17 +491,13 @@ def test_alternating_users_never_lock_an_account_with_a_lockout_policy(
             w.watch_versions()
             current = json.loads(w.client.get_secret_value(SecretId=w.arn)["SecretString"])
             blocked = plain_login(mariadb_server, current["username"], current["password"])
-            figures[strategy] = (
-                load.operations,
-                len(load.failures),
-                connector.stats.refused_logins,
-            )
-            BASELINE.append(
+            figures(
+                "operations",
                 f"mariadb max_password_errors={LOCKOUT_AFTER}, {strategy}, {rotations} of 3 "
                 f"rotations, each after a cache refresh ({CACHE_TTL} s TTL): "
                 f"{load.operations} ok / {len(load.failures)} failed, "
                 f"{connector.stats.refused_logins} refused logins, account "
-                f"{'blocked' if blocked == 4150 else 'not blocked'}"
+                f"{'blocked' if blocked == 4150 else 'not blocked'}",
             )
             if strategy == ALTERNATING_USERS:
                 assert rotations == 3

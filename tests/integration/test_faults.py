@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +61,6 @@ FUNCTIONS = [
     ("mariadb", ALTERNATING_USERS),
 ]
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
-FAULT_REPORT: list[str] = []  # printed by tests/conftest.py's terminal summary
 
 
 @dataclass
@@ -177,7 +177,9 @@ def world_for(
 
 
 @pytest.mark.parametrize(("engine_name", "strategy"), FUNCTIONS)
-def test_every_fault_point_converges(world_for: Any, engine_name: str, strategy: str) -> None:
+def test_every_fault_point_converges(
+    world_for: Any, engine_name: str, strategy: str, figures: Callable[[str, str], None]
+) -> None:
     world: FaultWorld = world_for(engine_name, strategy, "flt")
     counting = FaultPlan()
     world.faulted_rotation(counting)
@@ -195,12 +197,13 @@ def test_every_fault_point_converges(world_for: Any, engine_name: str, strategy:
     assert sum(fired.values()) >= points - 3, f"only {fired} of {points} faults fired"
     world.faulted_rotation(FaultPlan())  # invariant 4 once more, with no fault
     assert world.checks == []
-    FAULT_REPORT.append(
+    figures(
+        "faults",
         f"{engine_name} {strategy}: {sum(fired.values())} faults injected at {points} points "
         f"({sum(p.startswith('db:') for p in counting.seen)} database, "
         f"{sum(p.startswith('SecretsManager') for p in counting.seen)} Secrets Manager; "
         + ", ".join(f"{n} {kind}" for kind, n in fired.items())
-        + "); every invariant held"
+        + "); every invariant held",
     )
 
 
@@ -219,7 +222,7 @@ def invoke(
 
 @pytest.mark.parametrize(("engine_name", "strategy"), FUNCTIONS)
 def test_the_same_step_twice_at_once_stays_consistent(
-    world_for: Any, engine_name: str, strategy: str
+    world_for: Any, engine_name: str, strategy: str, figures: Callable[[str, str], None]
 ) -> None:
     world: FaultWorld = world_for(engine_name, strategy, "flt_conc")
     for _ in range(2):  # both users of an alternating pair
@@ -246,6 +249,6 @@ def test_the_same_step_twice_at_once_stays_consistent(
             world.no_lockout(f"after two concurrent {step}")
         assert world.checks == [], outcomes
         world.converge(token, before)
-        FAULT_REPORT.append(f"{engine_name} {strategy} concurrent steps: {', '.join(outcomes)}")
+        figures("faults", f"{engine_name} {strategy} concurrent steps: {', '.join(outcomes)}")
     world.faulted_rotation(FaultPlan())
     assert world.checks == []
