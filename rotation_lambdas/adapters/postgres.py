@@ -221,13 +221,8 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
                 "password (a 'trust', 'peer' or 'cert' rule in pg_hba.conf): such a login proves "
                 "nothing about who holds the password"
             )
-        with _on_session("read the session's user"):
-            row = conn.execute("SELECT session_user").fetchone()
-        if row is None or row[0] != login.username:
-            return (
-                f"the login as '{login.username}' at {login.endpoint} became a session of "
-                "another role"
-            )
+        # The role is the one named at connect (PostgreSQL maps no login to another role, and
+        # the name is within the limit, so never cut): nothing more to ask the server.
         return None
 
     def claim_marker(self, conn: PgConnection) -> ServerMarker:
@@ -262,8 +257,11 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
 
     def pair_state(self, conn: PgConnection, base: str, clone: str) -> PairState:
         with _as_superuser("look up the users", ()):
-            exists, member, note = roles.pair_state(conn, base, clone)
-        return PairState(clone_exists=exists, clone_in_base=member, clone_note=note)
+            states = roles.role_states(conn, base, clone)
+        found = states.get(clone)
+        if found is None:
+            return PairState(clone_exists=False)
+        return PairState(True, clone_in_base=base in found.member_of, clone_note=found.note)
 
     def administration_refusals(self, conn: PgConnection, base: str, clone: str) -> list[str]:
         with _as_superuser("read what the superuser may do", ()):
@@ -274,19 +272,30 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
         # secret) and the password set, or nothing happened. A transaction-level lock keeps two
         # runs of the step for one pair from interleaving.
         secrets = [change.password, change.clone_password]
+
+        def verifier(user: str, password: str) -> str:
+            value = self._verifier(conn, user, password)
+            secrets.append(value)
+            return value
+
         with _as_superuser(f"rotate '{change.rotating}'", secrets), conn.transaction():
             conn.execute(
                 "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext(%s))",
                 ("keyturn-pair:" + change.clone,),
             )
-            clone_verifier = self._verifier(conn, change.clone, change.clone_password)
-            secrets.append(clone_verifier)
-            roles.mirror_clone(conn, change.base, change.clone, clone_verifier, change.binding)
-            verifier = clone_verifier
-            if (change.rotating, change.password) != (change.clone, change.clone_password):
-                verifier = self._verifier(conn, change.rotating, change.password)
-                secrets.append(verifier)
-            roles.set_password(conn, change.rotating, verifier)
+            created = roles.mirror_clone(
+                conn,
+                change.base,
+                change.clone,
+                lambda: verifier(change.clone, change.clone_password),
+                change.binding,
+            )
+            if created and (change.rotating, change.password) == (
+                change.clone,
+                change.clone_password,
+            ):
+                return  # created with the new password
+            roles.set_password(conn, change.rotating, verifier(change.rotating, change.password))
 
     def refusals(
         self, conn: PgConnection, base: str, clone: str, clone_is_ours: Callable[[], bool]
@@ -302,9 +311,12 @@ class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnec
 
     def mirror_clone(self, conn: PgConnection, base: str, clone: str, clone_password: str) -> None:
         secrets = [clone_password]
+
+        def verifier() -> str:
+            secrets.append(self._verifier(conn, clone, clone_password))
+            return secrets[-1]
+
         with _as_superuser(f"make '{clone}' act as '{base}'", secrets):
-            verifier = self._verifier(conn, clone, clone_password)
-            secrets.append(verifier)
             roles.mirror_clone(conn, base, clone, verifier)
 
     def set_password(self, conn: PgConnection, username: str, password: str) -> None:

@@ -21,12 +21,15 @@ that holds everywhere.)
 
 All statements use ``psycopg.sql`` quoting; setting values go through ``set_config`` as bound
 parameters and are stored with ``SET ... FROM CURRENT``, so list values such as ``search_path``
-keep their exact meaning.
+keep their exact meaning. Names are compared as text (a parameter read as type ``name`` would be
+cut at 63 bytes and match another role). Each fact is read in one round trip: both roles' state,
+what the clone holds beyond the base, what the superuser may do.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,43 +52,49 @@ class RoleState:
     member_of: frozenset[str]
     settings: dict[tuple[Scope, str], str] = field(default_factory=dict)
     inherit: bool = True
+    superuser: bool = False
+    note: str | None = None  # the role's comment
+
+
+_STATES = """
+SELECT r.rolname, r.rolcanlogin, r.rolconnlimit, r.rolvaliduntil::text, r.rolinherit,
+       r.rolsuper, shobj_description(r.oid, 'pg_authid'),
+       ARRAY(SELECT b.rolname::text FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid
+             WHERE m.member = r.oid),
+       (SELECT json_agg(json_build_array(d.datname, s.setconfig)) FROM pg_db_role_setting s
+        LEFT JOIN pg_database d ON d.oid = s.setdatabase WHERE s.setrole = r.oid)
+FROM pg_roles r WHERE r.rolname = ANY(%s::text[])
+"""
+
+
+def role_states(conn: Conn, *names: str) -> dict[str, RoleState]:
+    """The roles among ``names`` that exist: attributes, memberships, settings, comment."""
+    out: dict[str, RoleState] = {}
+    for name, login, limit, until, inherit, superuser, note, members, config in conn.execute(
+        _STATES, (list(names),)
+    ).fetchall():
+        settings: dict[tuple[Scope, str], str] = {}
+        for dbname, entries in config or []:
+            for entry in entries or []:
+                key, _, value = str(entry).partition("=")
+                settings[(dbname, key)] = value
+        out[str(name)] = RoleState(
+            name=str(name),
+            can_login=bool(login),
+            connection_limit=int(limit),
+            valid_until=until,
+            member_of=frozenset(str(m) for m in members),
+            settings=settings,
+            inherit=bool(inherit),
+            superuser=bool(superuser),
+            note=note,
+        )
+    return out
 
 
 def role_state(conn: Conn, name: str) -> RoleState | None:
-    """The role's attributes, memberships and settings, or None if it does not exist."""
-    # Names are compared as text: a parameter read as type name would be cut at 63 bytes and
-    # match another role.
-    row = conn.execute(
-        "SELECT rolcanlogin, rolconnlimit, rolvaliduntil::text, rolinherit FROM pg_roles "
-        "WHERE rolname = %s::text",
-        (name,),
-    ).fetchone()
-    if row is None:
-        return None
-    members = conn.execute(
-        "SELECT b.rolname FROM pg_auth_members m JOIN pg_roles b ON b.oid = m.roleid "
-        "JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s::text",
-        (name,),
-    ).fetchall()
-    settings: dict[tuple[Scope, str], str] = {}
-    for dbname, config in conn.execute(
-        "SELECT d.datname, s.setconfig FROM pg_db_role_setting s "
-        "JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase "
-        "WHERE r.rolname = %s::text",
-        (name,),
-    ).fetchall():
-        for entry in config or []:
-            key, _, value = str(entry).partition("=")
-            settings[(dbname, key)] = value
-    return RoleState(
-        name=name,
-        can_login=bool(row[0]),
-        connection_limit=int(row[1]),
-        valid_until=row[2],
-        member_of=frozenset(str(m[0]) for m in members),
-        settings=settings,
-        inherit=bool(row[3]),
-    )
+    """The role's state, or None if it does not exist."""
+    return role_states(conn, name).get(name)
 
 
 # Role attributes that give a session powers of its own, as pg_roles names them.
@@ -96,6 +105,32 @@ _POWER_ATTRIBUTES = (
     ("rolreplication", "REPLICATION"),
     ("rolbypassrls", "BYPASSRLS"),
 )
+# What the clone holds beyond the base, in one query: its power attributes the base lacks, its
+# memberships other than the base (or ADMIN OPTION on it), the roles that are its members (but
+# the rotating superuser: from PostgreSQL 16 a role's creator is made its member), and what it
+# owns or has privileges on in every database (the shared dependency catalog: ownership 'o',
+# privileges 'a', policies 'r', initial privileges 'i'; 'p' is a system role's).
+_EXCESS = sql.SQL("""
+WITH c AS (SELECT * FROM pg_roles WHERE rolname = %(clone)s::text),
+     b AS (SELECT * FROM pg_roles WHERE rolname = %(base)s::text)
+SELECT ARRAY[{attributes}],
+  ARRAY(SELECT CASE WHEN r.oid = b.oid THEN '' ELSE r.rolname::text END
+        FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+        WHERE m.member = c.oid AND (m.roleid <> b.oid OR m.admin_option) ORDER BY 1),
+  ARRAY(SELECT r.rolname::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member
+        WHERE m.roleid = c.oid AND r.rolname NOT IN (current_user, session_user) ORDER BY 1),
+  (SELECT json_agg(json_build_array(x.database, x.n) ORDER BY x.database) FROM (
+     SELECT coalesce(d.datname, '') AS database, count(*) AS n FROM pg_shdepend s
+     LEFT JOIN pg_database d ON d.oid = s.dbid
+     WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = c.oid AND s.deptype <> 'p'
+     GROUP BY 1) x)
+FROM c, b
+""").format(
+    attributes=sql.SQL(", ").join(
+        sql.SQL("c.{0} AND NOT b.{0}").format(sql.Identifier(column))
+        for column, _ in _POWER_ATTRIBUTES
+    )
+)
 
 
 def clone_excess(conn: Conn, base: str, clone: str) -> list[str]:
@@ -104,57 +139,26 @@ def clone_excess(conn: Conn, base: str, clone: str) -> list[str]:
     Read-only: attributes, memberships both ways, and the shared dependency catalog, which records
     ownership and privileges of a role in every database of the cluster.
     """
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c, _ in _POWER_ATTRIBUTES)
-    rows = {
-        str(r[0]): r[1:]
-        for r in conn.execute(
-            sql.SQL(
-                "SELECT rolname, {} FROM pg_roles WHERE rolname IN (%s::text, %s::text)"
-            ).format(columns),
-            (base, clone),
-        ).fetchall()
-    }
-    if clone not in rows or base not in rows:
+    row = conn.execute(_EXCESS, {"base": base, "clone": clone}).fetchone()
+    if row is None:  # one of the two does not exist
         return []
-    attributes = zip(_POWER_ATTRIBUTES, rows[clone], rows[base], strict=True)
+    attributes, memberships, members, dependencies = row
     out = [
         f"'{clone}' has {word}, which '{base}' lacks"
-        for (_, word), held, base_held in attributes
-        if held and not base_held
+        for (_, word), extra in zip(_POWER_ATTRIBUTES, attributes, strict=True)
+        if extra
     ]
-    for (granted,) in conn.execute(_MEMBERSHIPS, (clone, base)).fetchall():
-        out.append(
-            f"'{clone}' holds ADMIN OPTION on '{base}'"
-            if granted == base
-            else f"'{clone}' is a member of '{granted}'"
-        )
-    # Any member may act as the clone, or (ADMIN OPTION) take it over. Only the superuser doing
-    # the rotation is exempt: from PostgreSQL 16 a role's creator is made its member.
-    for (member,) in conn.execute(_MEMBERS, (clone,)).fetchall():
-        out.append(f"'{member}' is a member of '{clone}'")
-    for database, count in conn.execute(_DEPENDENCIES, (clone,)).fetchall():
+    out += [
+        f"'{clone}' holds ADMIN OPTION on '{base}'"
+        if granted == ""
+        else f"'{clone}' is a member of '{granted}'"
+        for granted in memberships
+    ]
+    out += [f"'{member}' is a member of '{clone}'" for member in members]
+    for database, count in dependencies or []:
         where = f"database '{database}'" if database else "shared objects (databases, tablespaces)"
         out.append(f"'{clone}' owns or has privileges on {count} object(s) in {where}")
     return out
-
-
-_ROLE_OID = "(SELECT oid FROM pg_roles WHERE rolname = %s::text)"
-_MEMBERSHIPS = sql.SQL(
-    "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
-    "WHERE m.member = {role} AND (m.roleid <> {role} OR m.admin_option) ORDER BY 1"
-).format(role=sql.SQL(_ROLE_OID))
-_MEMBERS = sql.SQL(
-    "SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member "
-    "WHERE m.roleid = {role} AND r.rolname NOT IN (current_user, session_user) ORDER BY 1"
-).format(role=sql.SQL(_ROLE_OID))
-# Ownership ('o'), privileges ('a'), policies ('r') and initial privileges ('i') of the role, in
-# every database; 'p' (pinned) is a system role's.
-_DEPENDENCIES = sql.SQL(
-    "SELECT coalesce(d.datname, ''), count(*) FROM pg_shdepend s "
-    "LEFT JOIN pg_database d ON d.oid = s.dbid "
-    "WHERE s.refclassid = 'pg_authid'::regclass AND s.refobjid = {role} "
-    "AND s.deptype <> 'p' GROUP BY 1 ORDER BY 1"
-).format(role=sql.SQL(_ROLE_OID))
 
 
 def create_login_role(conn: Conn, name: str, verifier: str) -> None:
@@ -198,56 +202,57 @@ def _alter_setting(conn: Conn, role: str, scope: Scope, name: str, value: str | 
             conn.execute(sql.SQL("{} SET {} FROM CURRENT").format(target, sql.Identifier(name)))
 
 
-def pair_state(conn: Conn, base: str, clone: str) -> tuple[bool, bool, str | None]:
-    """Whether the clone exists, whether it is a member of the base, and its comment."""
-    row = conn.execute(
-        "SELECT c.oid IS NOT NULL, EXISTS (SELECT 1 FROM pg_auth_members m "
-        "WHERE m.roleid = b.oid AND m.member = c.oid), shobj_description(c.oid, 'pg_authid') "
-        "FROM (SELECT 1) AS one LEFT JOIN pg_roles c ON c.rolname = %s::text "
-        "LEFT JOIN pg_roles b ON b.rolname = %s::text",
-        (clone, base),
-    ).fetchone()
-    assert row is not None
-    return bool(row[0]), bool(row[1]), row[2]
-
-
-def mirror_clone(conn: Conn, base: str, clone: str, verifier: str, note: str | None = None) -> None:
-    """Create the clone if needed (with ``verifier``); make it act as, and look like, the base;
-    record ``note`` as its comment (what binds it to the rotated secret)."""
-    base_state = role_state(conn, base)
+def mirror_clone(
+    conn: Conn, base: str, clone: str, verifier: Callable[[], str], note: str | None = None
+) -> bool:
+    """Create the clone if needed (with the password ``verifier()`` gives); make it act as, and
+    look like, the base; record ``note`` as its comment (what binds it to the rotated secret).
+    Only what differs is changed. True if the clone was created."""
+    states = role_states(conn, base, clone)
+    base_state = states.get(base)
     if base_state is None:
         raise LookupError(f"the base user '{base}' does not exist")
-    if role_state(conn, clone) is None:
-        create_login_role(conn, clone, verifier)
-    clone_state = role_state(conn, clone)
-    assert clone_state is not None
-    attributes = sql.SQL("ALTER ROLE {} WITH LOGIN {} CONNECTION LIMIT {}").format(
-        sql.Identifier(clone),
-        sql.SQL("INHERIT" if base_state.inherit else "NOINHERIT"),
-        sql.Literal(base_state.connection_limit),
-    )
-    if base_state.valid_until is not None or clone_state.valid_until is not None:
-        # There is no way back to "no expiry" but 'infinity', which means the same.
-        until = base_state.valid_until or "infinity"
-        attributes = sql.SQL("{} VALID UNTIL {}").format(attributes, sql.Literal(until))
-    conn.execute(attributes)
-    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(base), sql.Identifier(clone)))
+    clone_state = states.get(clone)
+    created = clone_state is None
+    if clone_state is None:
+        create_login_role(conn, clone, verifier())
+        clone_state = role_state(conn, clone)
+        assert clone_state is not None
+    until = base_state.valid_until or "infinity"
+    if (
+        not clone_state.can_login
+        or clone_state.inherit != base_state.inherit
+        or clone_state.connection_limit != base_state.connection_limit
+        or (clone_state.valid_until or "infinity") != until
+    ):
+        attributes = sql.SQL("ALTER ROLE {} WITH LOGIN {} CONNECTION LIMIT {}").format(
+            sql.Identifier(clone),
+            sql.SQL("INHERIT" if base_state.inherit else "NOINHERIT"),
+            sql.Literal(base_state.connection_limit),
+        )
+        if base_state.valid_until is not None or clone_state.valid_until is not None:
+            # There is no way back to "no expiry" but 'infinity', which means the same.
+            attributes = sql.SQL("{} VALID UNTIL {}").format(attributes, sql.Literal(until))
+        conn.execute(attributes)
+    if base not in clone_state.member_of:
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(base), sql.Identifier(clone)))
     desired = desired_clone_settings(base_state)
     for (scope, name), value in desired.items():
         if clone_state.settings.get((scope, name)) != value:
             _alter_setting(conn, clone, scope, name, value)
     for scope, name in clone_state.settings.keys() - desired.keys():
         _alter_setting(conn, clone, scope, name, None)
-    if note is not None:
+    if note is not None and clone_state.note != note:
         conn.execute(
             sql.SQL("COMMENT ON ROLE {} IS {}").format(sql.Identifier(clone), sql.Literal(note))
         )
+    return created
 
 
 def parity_differences(conn: Conn, base: str, clone: str) -> list[str]:
     """How the clone fails to act as the base; empty when at parity."""
-    base_state = role_state(conn, base)
-    clone_state = role_state(conn, clone)
+    states = role_states(conn, base, clone)
+    base_state, clone_state = states.get(base), states.get(clone)
     if base_state is None or clone_state is None:
         missing = base if base_state is None else clone
         return [f"the user '{missing}' does not exist"]
@@ -280,6 +285,16 @@ def parity_differences(conn: Conn, base: str, clone: str) -> list[str]:
 # Contexts of settings only a superuser (or, from PostgreSQL 15, a role granted SET on the
 # parameter) may set, for itself or another role.
 _SUPERUSER_CONTEXTS = ("superuser", "superuser-backend")
+_ADMINISTRATION = """
+SELECT r.rolname, r.rolsuper, r.rolcreaterole, current_setting('server_version_num')::int,
+  (SELECT json_agg(json_build_array(t.rolname, t.rolsuper,
+          pg_has_role(current_user, t.oid, 'MEMBER WITH ADMIN OPTION')))
+   FROM pg_roles t WHERE t.rolname = ANY(%(roles)s::text[])),
+  (SELECT json_agg(json_build_array(d.datname, s.setconfig)) FROM pg_db_role_setting s
+   JOIN pg_roles b ON b.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase
+   WHERE b.rolname = %(base)s::text)
+FROM pg_roles r WHERE r.rolname = current_user
+"""
 
 
 def administration_refusals(conn: Conn, base: str, clone: str) -> list[str]:
@@ -292,12 +307,9 @@ def administration_refusals(conn: Conn, base: str, clone: str) -> list[str]:
     - Settings of the base (``ALTER ROLE ... SET``) that only a superuser may set, unless it was
       granted SET on them (PostgreSQL 15 and later): the clone could not act as the base.
     """
-    row = conn.execute(
-        "SELECT r.rolname, r.rolsuper, r.rolcreaterole, current_setting('server_version_num')::int "
-        "FROM pg_roles r WHERE r.rolname = current_user"
-    ).fetchone()
+    row = conn.execute(_ADMINISTRATION, {"roles": [base, clone], "base": base}).fetchone()
     assert row is not None
-    me, is_super, createrole, version = str(row[0]), bool(row[1]), bool(row[2]), int(row[3])
+    me, is_super, createrole, version, existing, config = row
     if is_super:
         return []
     who = sql.Identifier(me).as_string(conn)
@@ -307,17 +319,10 @@ def administration_refusals(conn: Conn, base: str, clone: str) -> list[str]:
             f"passwords (fix, as a superuser: ALTER ROLE {who} CREATEROLE)"
         ]
     out: list[str] = []
-    existing = {
-        str(name): bool(superuser)
-        for name, superuser in conn.execute(
-            "SELECT rolname, rolsuper FROM pg_roles WHERE rolname IN (%s::text, %s::text)",
-            (base, clone),
-        ).fetchall()
-    }
-    for role, superuser in sorted(existing.items()):
+    for role, superuser, administers in sorted(existing or []):
         if superuser:
             out.append(f"'{role}' is a superuser: only a superuser may change it")
-        elif version >= 160000 and not _administers(conn, role):
+        elif version >= 160000 and not administers:
             ident = sql.Identifier(role).as_string(conn)
             out.append(
                 f"'{me}' holds no ADMIN OPTION on '{role}': from PostgreSQL 16 a CREATEROLE role "
@@ -325,11 +330,15 @@ def administration_refusals(conn: Conn, base: str, clone: str) -> list[str]:
                 f"created (fix: GRANT {ident} TO {who} WITH ADMIN OPTION, as a superuser or the "
                 f"role that created '{role}'; or create '{role}' as '{me}')"
             )
-    state = role_state(conn, base)
-    for scope, name in sorted(state.settings if state else {}, key=lambda k: (k[0] or "", k[1])):
-        if name == "role" or _may_set(conn, name, version):
-            continue
-        where = f" in database '{scope}'" if scope else ""
+    settings = [
+        (dbname, str(entry).partition("=")[0])
+        for dbname, entries in config or []
+        for entry in entries or []
+    ]
+    names = sorted({name for _, name in settings if name != "role"})
+    for name in _superuser_only(conn, names, version):
+        scopes = sorted(scope or "" for scope, n in settings if n == name)
+        where = "".join(f" in database '{s}'" for s in scopes if s)
         grant = (
             f"GRANT SET ON PARAMETER {sql.Identifier(name).as_string(conn)} TO {who}, as a "
             "superuser; or "
@@ -344,20 +353,15 @@ def administration_refusals(conn: Conn, base: str, clone: str) -> list[str]:
     return out
 
 
-def _administers(conn: Conn, role: str) -> bool:
-    row = conn.execute(
-        "SELECT pg_has_role(current_user, (SELECT oid FROM pg_roles WHERE rolname = %s::text), "
-        "'MEMBER WITH ADMIN OPTION')",
-        (role,),
-    ).fetchone()
-    return bool(row and row[0])
-
-
-def _may_set(conn: Conn, name: str, version: int) -> bool:
-    row = conn.execute("SELECT context FROM pg_settings WHERE name = %s", (name,)).fetchone()
-    if row is None or row[0] not in _SUPERUSER_CONTEXTS:
-        return True  # a user setting, or a placeholder (an extension's, not loaded here)
-    if version < 150000:
-        return False
-    allowed = conn.execute("SELECT has_parameter_privilege(%s, 'SET')", (name,)).fetchone()
-    return bool(allowed and allowed[0])
+def _superuser_only(conn: Conn, names: Iterable[str], version: int) -> list[str]:
+    """Those of ``names`` this session may not set (for another role either)."""
+    names = list(names)
+    if not names:
+        return []
+    allowed = "has_parameter_privilege(name, 'SET')" if version >= 150000 else "false"
+    rows = conn.execute(
+        f"SELECT name FROM pg_settings WHERE name = ANY(%s::text[]) "  # noqa: S608 - constant
+        f"AND context = ANY(%s::text[]) AND NOT {allowed} ORDER BY 1",
+        (names, list(_SUPERUSER_CONTEXTS)),
+    ).fetchall()
+    return [str(r[0]) for r in rows]

@@ -53,6 +53,7 @@ from ..secret import DatabaseSecret
 from ..stages import AWSCURRENT, AWSPENDING, AWSPREVIOUS, PASSWORD_SET
 from .base import Login, StepContext, Strategy, StrategyName
 from .proofs import LoggedProofs, Proofs
+from .sessions import SuperuserSessions
 
 CLONE_SUFFIX = "_clone"
 SUPERUSER_KEY = "masterarn"
@@ -139,6 +140,7 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
             raise ConfigurationError(f"the {adapter.family.value} adapter cannot administer users")
         self.admin: UserAdministration[ConnT] = adapter
         self.default_superuser_arn = default_superuser_arn or None
+        self.sessions = SuperuserSessions(adapter)
 
     def pair(self, username: str) -> tuple[str, str]:
         """The pair of ``username``, both names within the engine's limit."""
@@ -160,6 +162,12 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
                 "the AWSPENDING username is not the alternate of the AWSCURRENT username "
                 f"(expected '{alternate(current.username)}')",
                 hint="cancel this rotation (remove AWSPENDING) and rotate again",
+            )
+        if pending.raw.get(SUPERUSER_KEY) != current.raw.get(SUPERUSER_KEY):
+            raise ConfigurationError(
+                f"the AWSPENDING and AWSCURRENT versions name another '{SUPERUSER_KEY}'; "
+                "refusing to touch the database",
+                hint="cancel this rotation (remove AWSPENDING) and fix the secret",
             )
 
     def superuser(self, ctx: StepContext, current: DatabaseSecret) -> DatabaseSecret:
@@ -228,31 +236,28 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
         )
 
     def test_secret(self, ctx: StepContext, pending: DatabaseSecret) -> None:
-        current = ctx.load_stage(AWSCURRENT)
-        conn = self.open_pending(pending)
-        try:
+        base, clone = self.pair(pending.username)
+        # AWSPENDING names the same superuser secret as AWSCURRENT (check_pair, at setSecret).
+        superuser = self.superuser(ctx, pending)
+        with ExitStack() as sessions:
+            superuser_login = sessions.enter_context(self.sessions.login(superuser))
+            conn = self.open_pending(pending)
+            sessions.callback(self.adapter.close, conn)
             problem = self.adapter.login_proof_problem(conn, pending, superuser_checks=True)
             if problem is not None:
                 raise AuthenticationError(
                     f"the AWSPENDING login does not prove the password works: {problem}",
                     hint="require a password for the account in the server's authentication rules",
                 )
-            self.adapter.probe(conn)
-            if current is None:
-                return
-            base, clone = self.pair(pending.username)
-            superuser = self.superuser(ctx, current)
-            marker = self.admin.claim_marker(conn)
-            with self.adapter.connect(superuser) as su_conn:
-                self.prove_on_superuser_server(
-                    su_conn, marker, Login(AWSPENDING, pending), superuser, changed=True
-                )
-                unchecked = self.admin.unchecked_login(su_conn, pending.username)
-                if unchecked is not None:
-                    raise AuthenticationError(f"the AWSPENDING login proves nothing: {unchecked}")
-                differences = self.admin.parity_differences(su_conn, base, clone)
-        finally:
-            self.adapter.close(conn)
+            marker = self.admin.claim_marker(conn)  # a query: the session works (the probe)
+            su_conn = superuser_login.result()
+            self.prove_on_superuser_server(
+                su_conn, marker, Login(AWSPENDING, pending), superuser, changed=True
+            )
+            unchecked = self.admin.unchecked_login(su_conn, pending.username)
+            if unchecked is not None:
+                raise AuthenticationError(f"the AWSPENDING login proves nothing: {unchecked}")
+            differences = self.admin.parity_differences(su_conn, base, clone)
         if differences:
             raise ParityError(
                 f"'{base}' and '{clone}' do not hold the same privileges: "
@@ -290,6 +295,9 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
                 )
         login = Login(AWSCURRENT, current)
         with ExitStack() as sessions:
+            # The superuser logs in meanwhile (a login is mostly waiting on the network); it acts
+            # only after every proof below.
+            superuser_login = sessions.enter_context(self.sessions.login(superuser))
             with proofs.step("account") as note:
                 account = self.open_proof_session(login)
                 sessions.callback(self.adapter.close, account)
@@ -299,8 +307,7 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
                     "server checked it"
                 )
             with proofs.step("superuser login") as note:
-                conn = self.adapter.open(superuser)
-                sessions.callback(self.adapter.close, conn)
+                conn = superuser_login.result()
                 note.passed(f"'{superuser.username}' logs in to {superuser.endpoint}")
             with proofs.step("same server") as note:
                 self.prove_on_superuser_server(conn, marker, login, superuser)

@@ -98,6 +98,7 @@ class Strategy[ConnT](abc.ABC):
 
     def open_pending(self, pending: DatabaseSecret) -> ConnT:
         """Log in with AWSPENDING; a refusal means setSecret did not take effect."""
+        self.adapter.check_username(pending.username)
         try:
             return self.adapter.open(pending)
         except AuthenticationError as exc:

@@ -14,6 +14,7 @@ it would have failed: reported in the test summary, not asserted.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import ssl
 import threading
@@ -74,6 +75,58 @@ class Load:
     changed: threading.Condition = field(default_factory=threading.Condition)
     threads: list[threading.Thread] = field(default_factory=list)
     done: list[int] = field(default_factory=lambda: [0] * THREADS)  # operations per worker
+    rotations: int = 0
+    # connect() calls in flight, by the number of rotations done when each began
+    inflight: dict[int, int] = field(default_factory=dict)
+
+    def track(self, connector: Any) -> None:
+        """Count ``connector``'s connect() calls in flight (pools call it from their threads)."""
+        real = connector.connect
+
+        def begin() -> int:
+            with self.changed:
+                epoch = self.rotations
+                self.inflight[epoch] = self.inflight.get(epoch, 0) + 1
+                return epoch
+
+        def end(epoch: int) -> None:
+            with self.changed:
+                self.inflight[epoch] -= 1
+                self.changed.notify_all()
+
+        if inspect.iscoroutinefunction(real):
+
+            async def connect_async(*args: Any, **kwargs: Any) -> Any:
+                epoch = begin()
+                try:
+                    return await real(*args, **kwargs)
+                finally:
+                    end(epoch)
+
+            connector.connect = connect_async
+        else:
+
+            def connect(*args: Any, **kwargs: Any) -> Any:
+                epoch = begin()
+                try:
+                    return real(*args, **kwargs)
+                finally:
+                    end(epoch)
+
+            connector.connect = connect
+
+    def rotated(self) -> None:
+        with self.changed:
+            self.rotations += 1
+
+    def overtaken(self) -> bool:
+        """Whether a connect() begun before the last rotation is still running (the next
+        rotation would overtake it a second time)."""
+        with self.changed:
+            return self.changed.wait_for(
+                lambda: not any(n for e, n in self.inflight.items() if e < self.rotations),
+                SETTLE_TIMEOUT,
+            )
 
     def record(self, worker: int, failure: str | None = None) -> None:
         with self.changed:
@@ -96,8 +149,12 @@ class Load:
             )
 
 
-def hammer(open_and_query: Callable[[], None], stop: threading.Event) -> Load:
+def hammer(
+    open_and_query: Callable[[], None], stop: threading.Event, connector: Any = None
+) -> Load:
     load = Load()
+    if connector is not None:
+        load.track(connector)
 
     def worker(index: int) -> None:
         while not stop.is_set():
@@ -135,13 +192,19 @@ class World:
 
     def rotate(self, times: int = ROTATIONS, load: Load | None = None) -> None:
         """Rotate ``times`` times; with ``load``, first and after each rotation wait until every
-        worker has completed an operation (so each has seen the rotation)."""
+        worker has completed an operation (so each has seen the rotation) and every connect()
+        begun before the rotation has returned (so none is overtaken by two rotations, which
+        production's hours between rotations never do)."""
         for _ in range(times):
             if load is not None:
                 assert load.settled(list(load.done)), "a worker made no progress"
+                assert load.overtaken(), "a connect() did not return"
             rotate(self.client, self.arn, self.engine, lambda_arn=self.stand_in, max_attempts=1)
+            if load is not None:
+                load.rotated()
         if load is not None:
             assert load.settled(list(load.done)), "a worker made no progress"
+            assert load.overtaken(), "a connect() did not return"
 
     def watch_versions(self) -> None:
         for version in self.client.describe_secret(SecretId=self.arn)["VersionIdsToStages"]:
@@ -231,7 +294,7 @@ def test_no_failed_operation_across_rotations(
     # The naive client runs beside ours in the soak of each engine only: its figures are
     # reported, and elsewhere it would only take the CPU from ours.
     soak = (server_name, strategy) in (("mariadb", SINGLE_USER), ("postgres", SINGLE_USER))
-    ours = hammer(keyturn_op, stop)
+    ours = hammer(keyturn_op, stop, connector)
     naive = hammer(naive_op, stop) if soak else Load()
     try:
         w.rotate(SOAK if soak else ROTATIONS, ours)
@@ -271,7 +334,7 @@ def test_no_failed_operation_with_aws_secretsmanager_caching(
         query(connector.connect())
 
     stop = threading.Event()
-    load = hammer(op, stop)
+    load = hammer(op, stop, connector)
     try:
         w.rotate(ROTATIONS, load)
     finally:
@@ -346,7 +409,7 @@ def test_pooled_connections_never_fail_across_rotations(
                 conn.execute(text("SELECT 1")).scalar_one()
 
     stop = threading.Event()
-    load = hammer(op, stop)
+    load = hammer(op, stop, connector)
     soak = (server_name, pool_kind, strategy) == ("postgres", "psycopg_pool", SINGLE_USER)
     try:
         w.rotate(SOAK if soak else ROTATIONS, load)
@@ -400,6 +463,7 @@ def test_async_psycopg_never_fails_across_rotations(
                     pool_size=THREADS,
                     pool_recycle=1,
                 )
+        load.track(connector)
         stop = asyncio.Event()
 
         async def worker(index: int) -> None:
