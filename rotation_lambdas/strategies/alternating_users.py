@@ -352,7 +352,7 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
                 note.passed(f"'{clone}' holds nothing '{base}' lacks")
             with proofs.step("other user") as note:
                 kind, by, offline = authority()
-                note.passed(f"'{other}' may change: {by}")
+                note.passed(f"the rotation changes '{other}': {by}")
             with proofs.step("administration") as note:
                 refusals = self.admin.administration_refusals(conn, base, clone)
                 if refusals:
@@ -456,7 +456,11 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
         if not state.clone_exists:
             if other != clone:  # the proven user is the clone, which exists
                 raise ConfigurationError(f"'{clone}' vanished during the rotation; re-run")
-            return Authority.CREATED, f"'{clone}' does not exist yet: created for this secret", True
+            return (
+                Authority.CREATED,
+                "it does not exist yet, so it is created for this secret",
+                True,
+            )
         bound_to = _bound_secret(state, base)
         if bound_to is not None and bound_to != ctx.secret_arn:
             raise ConfigurationError(
@@ -469,14 +473,18 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
         if bound_to == ctx.secret_arn:
             # Only a role that administers the clone can write its note: this function did,
             # when it created the clone for this secret (a revoked membership is repaired).
-            return Authority.BOUND, f"'{clone}' is this secret's clone (bound to it)", False
+            return Authority.BOUND, "it is this secret's clone (bound to it)", False
         candidates = self._versions_naming(ctx, login.secret, pending, other)
         verdicts = [
             (c, self.admin.password_matches(conn, other, c.secret.password)) for c in candidates
         ]
         for candidate, verdict in verdicts:
             if verdict:
-                return Authority.PROVEN, f"its {candidate.label} password (the server's hash)", True
+                return (
+                    Authority.PROVEN,
+                    f"the server's hash is of its {candidate.label} password",
+                    True,
+                )
         unknown = [c for c, verdict in verdicts if verdict is None]
         # One login at most, and only within a pair an administrator made (the clone a member of
         # the base): a look-alike X_clone must not cost X a failed login, nor X an X_clone.
@@ -485,7 +493,7 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
             pick = next((c for c in unknown if c.label == AWSPENDING), None) if marked else None
             candidate = pick or unknown[0]
             if self.proves_control(conn, candidate):
-                return Authority.PROVEN, f"its {candidate.label} password (a login)", False
+                return Authority.PROVEN, f"its {candidate.label} password logs in as it", False
             if marked:
                 ctx.set_label(PASSWORD_SET, False)  # the next attempt tries AWSPREVIOUS
         raise self._unproven(login, base, clone, other, state, candidates)

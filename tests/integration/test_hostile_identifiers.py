@@ -21,7 +21,7 @@ from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, build_engi
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE
 from tests.support.leaks import LeakWatch
 
-from .conftest import DbWorld, family_of, make_world
+from .conftest import ALL_SERVERS, DbWorld, engine_for, family_of, make_world
 
 pytestmark = pytest.mark.integration
 CORPUS = json.loads((Path(__file__).parents[1] / "data" / "hostile_inputs.json").read_text())
@@ -48,14 +48,15 @@ def canary_present(server: PostgresServer | MariaDBServer) -> bool:
 
 
 @pytest.mark.parametrize("strategy", [SINGLE_USER, ALTERNATING_USERS])
-@pytest.mark.parametrize("engine_name", ["postgres", "mariadb"])
+@pytest.mark.parametrize("server_name", ALL_SERVERS)
 def test_hostile_usernames_rotate_safely(
-    engine_name: str,
+    server_name: str,
     strategy: str,
     request: pytest.FixtureRequest,
     leak_watch: LeakWatch,
 ) -> None:
-    server: PostgresServer | MariaDBServer = request.getfixturevalue(f"{engine_name}_server")
+    engine_name = engine_for(server_name)
+    server: PostgresServer | MariaDBServer = request.getfixturevalue(f"{server_name}_server")
     plant_canary(server)
     assert canary_present(server)
     rotated = 0

@@ -257,3 +257,55 @@ def test_mariadb_plan_uses_hashes_and_role_names() -> None:
             ("app_clone", "%"),
         ),
     ]
+
+
+NATIVE = "*2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"  # mysql_native_password of "password"
+
+
+@pytest.mark.parametrize(
+    ("line", "checked", "takes"),
+    [
+        # MariaDB
+        (f"CREATE USER `a`@`%` IDENTIFIED BY PASSWORD '{NATIVE}'", True, True),
+        (f"CREATE USER `a`@`%` IDENTIFIED VIA mysql_native_password USING '{NATIVE}'", True, True),
+        # a socket-only plugin never admits a TCP login: the password still decides
+        (
+            f"CREATE USER `a`@`%` IDENTIFIED VIA unix_socket OR mysql_native_password "
+            f"USING '{NATIVE}'",
+            True,
+            True,
+        ),
+        ("CREATE USER `a`@`%`", False, None),  # no password: any login proves nothing
+        ("CREATE USER `a`@`%` IDENTIFIED VIA pam USING 'login'", False, None),
+        ("CREATE USER `a`@`%` IDENTIFIED VIA unix_socket", False, None),
+        ("CREATE USER `a`@`%` IDENTIFIED VIA ed25519 USING 'abcdefgh'", True, None),
+        # MySQL 5.7 and 8
+        (f"CREATE USER 'a'@'%' IDENTIFIED WITH 'mysql_native_password' AS '{NATIVE}'", True, True),
+        (
+            "CREATE USER 'a'@'%' IDENTIFIED WITH 'caching_sha2_password' AS "
+            "'$A$005$salt-of-twenty-bytes-and-a-hash' REQUIRE NONE",
+            True,
+            None,  # salted: only a login can tell
+        ),
+        ("CREATE USER 'a'@'%' IDENTIFIED WITH 'caching_sha2_password'", False, None),
+        ("CREATE USER 'a'@'%' IDENTIFIED WITH 'auth_socket'", False, None),
+        # MySQL 8.0.27's multi-factor authentication: every factor is needed
+        (
+            f"CREATE USER 'a'@'%' IDENTIFIED WITH 'mysql_native_password' AS '{NATIVE}' "
+            "AND IDENTIFIED WITH 'authentication_fido'",
+            False,
+            None,
+        ),
+    ],
+)
+def test_what_a_login_proves_and_what_a_hash_tells(
+    line: str, checked: bool, takes: bool | None
+) -> None:
+    """password_checked: every TCP login must give a password the server checks; takes(): read
+    from the stored hash, known only for mysql_native_password (so no login is needed)."""
+    options = parse_create_user([line])
+    assert options.password_checked is checked
+    assert options.takes("password") is takes
+    if takes:
+        assert options.takes("another password") is False
+    assert NATIVE not in repr(options)  # the stored hash stays out of reprs and logs
