@@ -36,6 +36,8 @@ from typing import Any, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from keyturn_core.protocol import AWSCURRENT, ROTATION_STAGES, version_with
+
 from .errors import SecretCacheError
 from .sources import SecretSource
 
@@ -96,10 +98,7 @@ class _Description:
     version_stages: Mapping[str, Sequence[str]] | None
 
     def version_at(self, stage: str) -> str | None:
-        for version_id, stages in (self.version_stages or {}).items():
-            if stage in stages:
-                return version_id
-        return None
+        return version_with(self.version_stages or {}, stage)
 
 
 class _Entry:
@@ -128,7 +127,6 @@ class CacheStats:
 
 
 type SourceFactory = Callable[[], SecretSource]
-ROTATION_STAGES = ("AWSCURRENT", "AWSPENDING", "AWSPREVIOUS")
 _WORKERS = 4
 _LIVE_CACHES: weakref.WeakSet[SecretCache] = weakref.WeakSet()
 
@@ -277,7 +275,7 @@ class SecretCache:
 
     # -- the hot path ---------------------------------------------------------------------------
 
-    def get(self, secret_id: str, stage: str = "AWSCURRENT") -> SecretValue:
+    def get(self, secret_id: str, stage: str = AWSCURRENT) -> SecretValue:
         """The cached value; fetched on a miss, refreshed in the background when due."""
         entry = self._entries.get((secret_id, stage))
         if entry is not None:
@@ -288,7 +286,7 @@ class SecretCache:
                 return entry.value
         return self._slow_get(secret_id, stage, entry)
 
-    def get_if_fresh(self, secret_id: str, stage: str = "AWSCURRENT") -> SecretValue | None:
+    def get_if_fresh(self, secret_id: str, stage: str = AWSCURRENT) -> SecretValue | None:
         """The cached value if it has not expired, else None; never blocks (for asyncio)."""
         entry = self._entries.get((secret_id, stage))
         if entry is None:
@@ -302,19 +300,19 @@ class SecretCache:
             self._start_background_refresh((secret_id, stage))
         return entry.value
 
-    def get_string(self, secret_id: str, stage: str = "AWSCURRENT") -> str:
+    def get_string(self, secret_id: str, stage: str = AWSCURRENT) -> str:
         value = self.get(secret_id, stage)
         if value.string is None:
             raise SecretCacheError(f"secret '{secret_id}' holds binary data, not a string")
         return value.string
 
-    def get_json(self, secret_id: str, stage: str = "AWSCURRENT") -> Any:
+    def get_json(self, secret_id: str, stage: str = AWSCURRENT) -> Any:
         return self.get(secret_id, stage).json()
 
     # -- refreshing -----------------------------------------------------------------------------
 
     def refresh(
-        self, secret_id: str, stage: str = "AWSCURRENT", *, fetched_since: float | None = None
+        self, secret_id: str, stage: str = AWSCURRENT, *, fetched_since: float | None = None
     ) -> SecretValue:
         """Fetch now (joining a fetch already in flight) and return the fresh value.
 
@@ -330,7 +328,7 @@ class SecretCache:
         )
         return future.result().value
 
-    def peek_version(self, secret_id: str, stage: str = "AWSCURRENT") -> str | None:
+    def peek_version(self, secret_id: str, stage: str = AWSCURRENT) -> str | None:
         """The version id cached for ``(secret_id, stage)``, without fetching; None if absent."""
         entry = self._entries.get((secret_id, stage))
         return None if entry is None else entry.value.version_id
@@ -546,26 +544,12 @@ class SecretCache:
             else:
                 self.stats.fetches += 1
                 response = self.client.get_secret_value(SecretId=secret_id, VersionStage=stage)
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            transient = (
-                code in _TRANSIENT_CODES
-                or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
-            )
-            kind = "transient" if transient else "permanent"
-            if not transient:
+        except (ClientError, BotoCoreError) as exc:  # BotoCoreError: connections, timeouts
+            error = _cache_error(exc, secret_id, f"at {stage}")
+            if not error.transient:
                 # A permanent error must not be hidden behind a stale value.
                 self._forget(key)
-            raise SecretCacheError(
-                f"fetching secret '{secret_id}' at {stage} failed ({code}, {kind})",
-                transient=transient,
-            ) from exc
-        except BotoCoreError as exc:  # connection errors and timeouts
-            name = type(exc).__name__
-            raise SecretCacheError(
-                f"fetching secret '{secret_id}' at {stage} failed ({name}, transient)",
-                transient=True,
-            ) from exc
+            raise error from exc
         if old is not None:
             self.stats.refreshes += 1
         value = _value_from(secret_id, response, stage)
@@ -674,6 +658,8 @@ def _settle[T](future: Future[T], outcome: T | BaseException) -> None:
 
 
 def _cache_error(exc: BaseException, secret_id: str, what: str) -> SecretCacheError:
+    """The one mapping of a Secrets Manager failure to ours: its code, and whether trying again
+    later may help (throttling, a 5xx, no connection)."""
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
         transient = (

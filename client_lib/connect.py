@@ -158,7 +158,9 @@ class _ConnectorBase:
         try:
             value = self.cache.get(self.secret_id, stage)
         except SecretCacheError as exc:
-            raise self.errors.secret_unavailable(str(exc), transient=exc.transient) from exc
+            raise self.errors.secret_unavailable(
+                str(exc), transient=exc.transient, code=exc.code
+            ) from exc
         if stage == AWSCURRENT:
             self._note_current(value.version_id)
         return self._parse(value)
@@ -285,6 +287,7 @@ class _ConnectorBase:
                 f"no stored version of secret '{self.secret_id}' logged in, and Secrets Manager "
                 f"could not be asked for others: {fetch_error}",
                 transient=fetch_error.transient,
+                code=fetch_error.code,
             )
             error.__cause__ = fetch_error
         else:
@@ -353,7 +356,9 @@ class RotationAwareConnector[ConnT](_ConnectorBase):
         try:
             current = self.cache.get(self.secret_id)
         except SecretCacheError as exc:
-            raise self.errors.secret_unavailable(str(exc), transient=exc.transient) from exc
+            raise self.errors.secret_unavailable(
+                str(exc), transient=exc.transient, code=exc.code
+            ) from exc
         steps, state = self._start(current, started, overrides)
         reply: Any = None
         refused = 0
@@ -468,7 +473,9 @@ class AsyncRotationAwareConnector[ConnT](_ConnectorBase):
             try:
                 value = await self._in_thread(self.cache.get, self.secret_id)
             except SecretCacheError as exc:
-                raise self.errors.secret_unavailable(str(exc), transient=exc.transient) from exc
+                raise self.errors.secret_unavailable(
+                    str(exc), transient=exc.transient, code=exc.code
+                ) from exc
         self._note_current(value.version_id)
         return value
 

@@ -46,9 +46,9 @@ class AccountLocked(errors.AccountLocked, psycopg.OperationalError):
 class SecretUnavailable(errors.SecretCacheError, psycopg.OperationalError):
     """The secret could not be fetched; also a ``psycopg.OperationalError``."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False, code: str = "") -> None:
         psycopg.OperationalError.__init__(self, message)  # its pgconn, diag... are None
-        self.transient = transient
+        self.transient, self.code = transient, code
 
 
 class SecretInvalid(errors.SecretValueError, psycopg.OperationalError):

@@ -72,9 +72,9 @@ class AccountLocked(errors.AccountLocked, pymysql.err.OperationalError):
 class SecretUnavailable(errors.SecretCacheError, pymysql.err.OperationalError):
     """The secret could not be fetched; also a PyMySQL ``OperationalError`` (2003)."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(self, message: str, *, transient: bool = False, code: str = "") -> None:
         Exception.__init__(self, _CANNOT_CONNECT, message)
-        self.transient = transient
+        self.transient, self.code = transient, code
 
     def __str__(self) -> str:
         return str(self.args[1])

@@ -26,11 +26,15 @@ class SecretValueError(ClientLibError, keyturn_core.SecretFormatError):
 class SecretCacheError(ClientLibError):
     """The secret could not be fetched and no usable cached value exists."""
 
+    transient: bool = False
+    """Whether trying again later may help (throttling, a 5xx, no connection)."""
+    code: str = ""
+    """Secrets Manager's error code, when it answered (``ResourceNotFoundException``...)."""
+
     def __init__(self, message: str, *, transient: bool = False, code: str = "") -> None:
         super().__init__(message)
         self.transient = transient
         self.code = code
-        """Secrets Manager's error code, when it answered (``ResourceNotFoundException``...)."""
 
 
 class AuthenticationFailed(ClientLibError):

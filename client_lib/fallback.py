@@ -47,10 +47,11 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from keyturn_core.protocol import AWSCURRENT, AWSPENDING, AWSPREVIOUS
+
 from .cache import SecretValue
 from .credentials import Credentials
 
-AWSCURRENT, AWSPENDING, AWSPREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 _PASSES = 3  # looks at Secrets Manager per connect(), when rotations overtake the caller
 # Seconds a caller past its refusal limit waits for another caller to log in with credentials
 # it may not try itself (a rotation overtook it; others are probing the new password).

@@ -14,6 +14,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from keyturn_core.protocol import AWSCURRENT
+
 _VERSION_KEY = secrets.token_bytes(32)
 
 
@@ -47,7 +49,7 @@ class AwsCachingSource:
         self.aws_cache = aws_cache
 
     def get_secret_value(
-        self, *, SecretId: str, VersionId: str = "", VersionStage: str = "AWSCURRENT"
+        self, *, SecretId: str, VersionId: str = "", VersionStage: str = AWSCURRENT
     ) -> Mapping[str, object]:
         if VersionId:
             raise ValueError("aws-secretsmanager-caching serves stages, not version ids")

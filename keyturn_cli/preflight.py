@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from rotation_lambdas import DatabaseSecret, EngineFamily, RotationError, SecretsStore
+from keyturn_core.protocol import AWSCURRENT, function_name, unfinished_rotation, user_pair
+from rotation_lambdas import DatabaseSecret, RotationError, SecretsStore
 from rotation_lambdas.adapters import DatabaseAdapter
 from rotation_lambdas.errors import AuthenticationError, ConfigurationError, NetworkError, TlsError
 from rotation_lambdas.handlers import ALTERNATING_USERS, SINGLE_USER, make_adapter
@@ -27,14 +28,12 @@ from rotation_lambdas.log import get_logger
 from rotation_lambdas.rds import RdsLocator, read_secret
 from rotation_lambdas.secret import TlsMode
 from rotation_lambdas.settings import ConnectSettings
-from rotation_lambdas.stages import AWSCURRENT, unfinished_rotation
 from rotation_lambdas.strategies import AlternatingUsersStrategy, SingleUserStrategy
-from rotation_lambdas.strategies.alternating_users import SUPERUSER_KEY, user_pair
+from rotation_lambdas.strategies.alternating_users import SUPERUSER_KEY
 from rotation_lambdas.strategies.base import StepContext
 from rotation_lambdas.strategies.proofs import Note, Proofs
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
-FUNCTION_PREFIX = {EngineFamily.POSTGRESQL: "postgres", EngineFamily.MYSQL: "mysql"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +100,7 @@ class Preflight:
             PASS,
             f"valid for {strategy}: user '{secret.username}' at {secret.endpoint}",
         )
-        function = f"{FUNCTION_PREFIX[secret.family]}_{strategy.replace('-', '_')}"
+        function = function_name(secret.family, strategy)
         self.add(
             "engine",
             PASS,

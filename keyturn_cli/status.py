@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rotation_lambdas.stages import unfinished_rotation
+from keyturn_core.protocol import unfinished_rotation
 
 OK, STUCK, OVERDUE, OFF = "ok", "STUCK", "OVERDUE", "off"
 

@@ -177,15 +177,26 @@ class DatabaseSecret:
         """The secret as SecretString JSON, every original key included."""
         return json.dumps(dict(self.raw), separators=(",", ":"))
 
+    def account_differences(self, other: DatabaseSecret) -> list[str]:
+        """The secret keys in which ``other`` names another account, server or TLS mode.
+
+        >>> a = DatabaseSecret.parse('{"engine": "mysql", "host": "db", "username": "u", '
+        ...     '"password": "p"}')
+        >>> a.account_differences(a.with_credentials(password="q", username="v"))
+        ['username']
+        """
+        fields = (
+            ("engine", self.family, other.family),
+            ("host", self.host, other.host),
+            ("port", self.port, other.port),
+            ("username", self.username, other.username),
+            ("sslmode", self.tls_mode, other.tls_mode),
+        )
+        return [key for key, mine, theirs in fields if mine != theirs]
+
     def same_account(self, other: DatabaseSecret) -> bool:
         """Whether ``other`` names the same account on the same server, with the same TLS mode."""
-        return (self.family, self.host, self.port, self.username, self.tls_mode) == (
-            other.family,
-            other.host,
-            other.port,
-            other.username,
-            other.tls_mode,
-        )
+        return not self.account_differences(other)
 
     @property
     def endpoint(self) -> str:

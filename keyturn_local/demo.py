@@ -33,9 +33,10 @@ import boto3
 from client_lib import SecretCache, psycopg_connector, pymysql_connector
 from keyturn_cli.aws import AwsOptions
 from keyturn_cli.output import table
+from keyturn_core.protocol import function_name
 from keyturn_local.driver import RotationFailed, StepRecord, register_stand_in_function, rotate
 from rotation_lambdas.handlers import ALTERNATING_USERS, HANDLERS, SINGLE_USER, make_adapter
-from rotation_lambdas.secret import DatabaseSecret
+from rotation_lambdas.secret import DatabaseSecret, EngineFamily
 from rotation_lambdas.settings import ENV_TLS_CA_BUNDLE, ConnectSettings
 
 from .servers import MariaDBServer, MotoServer, PostgresServer, sigterm_as_exit
@@ -92,7 +93,6 @@ def _secret_for(server: Server, engine: str, username: str, password: str) -> di
 
 def make_subjects(client: Any, engine: str, server: Server) -> list[Subject]:
     """A single-user and an alternating-users secret on ``server``."""
-    prefix = "postgres" if engine == "postgres" else "mysql"
     single = _secret_for(server, engine, "keyturn_app", secrets.token_urlsafe(24))
     create_app_user(server, engine, single["username"], single["password"])
     admin = _secret_for(server, engine, "keyturn_admin", secrets.token_urlsafe(24))
@@ -114,7 +114,8 @@ def make_subjects(client: Any, engine: str, server: Server) -> list[Subject]:
         arn = client.create_secret(
             Name=f"keyturn/demo/{engine}/{strategy}", SecretString=json.dumps(data)
         )["ARN"]
-        subjects.append(Subject(f"{prefix}_{strategy}", engine, server, arn, data))
+        family = EngineFamily.POSTGRESQL if engine == "postgres" else EngineFamily.MYSQL
+        subjects.append(Subject(function_name(family, strategy), engine, server, arn, data))
     return subjects
 
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from keyturn_core.protocol import StrategyName, function_name
+
 from .adapters.base import DatabaseAdapter
 from .build_target import check_build_target
 from .engine import RotationEngine
@@ -28,7 +30,7 @@ from .settings import (
     rds_managed_superusers,
 )
 from .strategies.alternating_users import AlternatingUsersStrategy
-from .strategies.base import Strategy, StrategyName
+from .strategies.base import Strategy
 from .strategies.single_user import SingleUserStrategy
 
 if TYPE_CHECKING:
@@ -99,8 +101,7 @@ def _handler(family: EngineFamily, strategy: str) -> Handler:
             engine = build_engine(family, strategy)
         engine.run(event)
 
-    prefix = "postgres" if family is EngineFamily.POSTGRESQL else "mysql"
-    handler.__name__ = f"{prefix}_{strategy}"
+    handler.__name__ = function_name(family, strategy)
     handler.__doc__ = f"Lambda handler: {strategy.replace('_', ' ')} rotation, {family.value}."
     return handler
 

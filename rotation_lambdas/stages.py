@@ -7,11 +7,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from keyturn_core.protocol import (
+    AWSCURRENT,
+    AWSPENDING,
+    AWSPREVIOUS,
+    unfinished_rotation,
+    version_with,
+)
+
 from .errors import StageError
 
-AWSCURRENT = "AWSCURRENT"
-AWSPENDING = "AWSPENDING"
-AWSPREVIOUS = "AWSPREVIOUS"
 # Our own staging label on a rotation's version, put there just before setSecret changes a
 # password that a re-run could only confirm by a login: a re-run then tries AWSPENDING first, so
 # it costs no failed login. finishSecret takes it off.
@@ -41,20 +46,7 @@ class SecretMetadata:
 
     def version_with(self, stage: str) -> str | None:
         """The version id holding ``stage``, if any."""
-        for version_id, stages in self.versions.items():
-            if stage in stages:
-                return version_id
-        return None
-
-
-def unfinished_rotation(versions: Mapping[str, Sequence[str]]) -> str | None:
-    """The version a rotation in progress (or stuck) left AWSPENDING on: one that is not also
-    AWSCURRENT. AWS counts both "AWSPENDING on AWSCURRENT" and "no AWSPENDING" as finished. The
-    one test used by the local driver, ``keyturn preflight`` and ``keyturn status``."""
-    for version_id, stages in versions.items():
-        if AWSPENDING in stages and AWSCURRENT not in stages:
-            return version_id
-    return None
+        return version_with(self.versions, stage)
 
 
 class Decision(enum.Enum):
@@ -87,3 +79,15 @@ def check_token(metadata: SecretMetadata, token: str) -> Decision:
             hint="another rotation may have replaced this one; start a new rotation",
         )
     return Decision.PROCEED
+
+
+__all__ = [
+    "AWSCURRENT",
+    "AWSPENDING",
+    "AWSPREVIOUS",
+    "PASSWORD_SET",
+    "Decision",
+    "SecretMetadata",
+    "check_token",
+    "unfinished_rotation",
+]

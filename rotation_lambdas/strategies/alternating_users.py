@@ -47,6 +47,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from keyturn_core.errors import SecretFormatError as CoreSecretFormatError
+from keyturn_core.protocol import alternate, user_pair
+
 from ..adapters.base import DatabaseAdapter, PairChange, PairState, UserAdministration
 from ..errors import AuthenticationError, ConfigurationError, PrivilegeError, RotationError
 from ..secret import DatabaseSecret
@@ -55,7 +58,6 @@ from .base import Login, StepContext, Strategy, StrategyName
 from .proofs import LoggedProofs, Proofs
 from .sessions import SuperuserSessions
 
-CLONE_SUFFIX = "_clone"
 SUPERUSER_KEY = "masterarn"
 BINDING_PREFIX = "keyturn:"
 PROOF_STEPS = (
@@ -72,24 +74,6 @@ PROOF_STEPS = (
 
 class ParityError(PrivilegeError):
     """The base user and its clone do not hold the same privileges."""
-
-
-def user_pair(username: str) -> tuple[str, str]:
-    """``(base, clone)`` for either user of the pair.
-
-    >>> user_pair("app"), user_pair("app_clone")
-    (('app', 'app_clone'), ('app', 'app_clone'))
-    """
-    base = username.removesuffix(CLONE_SUFFIX) if username.endswith(CLONE_SUFFIX) else username
-    if not base:
-        raise ConfigurationError("the username is only the clone suffix")
-    return base, base + CLONE_SUFFIX
-
-
-def alternate(username: str) -> str:
-    """The other user of the pair."""
-    base, clone = user_pair(username)
-    return base if username == clone else clone
 
 
 def binding_note(secret_arn: str, base: str) -> str:
@@ -144,7 +128,10 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
 
     def pair(self, username: str) -> tuple[str, str]:
         """The pair of ``username``, both names within the engine's limit."""
-        base, clone = user_pair(username)
+        try:
+            base, clone = user_pair(username)
+        except CoreSecretFormatError as exc:
+            raise ConfigurationError(str(exc)) from None
         self.adapter.check_username(base, "the base username")
         self.adapter.check_username(clone, "the clone's username")
         return base, clone
@@ -154,6 +141,7 @@ class AlternatingUsersStrategy[ConnT](Strategy[ConnT]):
         return current.with_credentials(password=new_password, username=alternate(current.username))
 
     def check_pair(self, current: DatabaseSecret, pending: DatabaseSecret) -> None:
+        self.pair(current.username)
         super().check_pair(
             current, pending.with_credentials(password=pending.password, username=current.username)
         )

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import abc
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from keyturn_core.protocol import StrategyName
+
+__all__ = ["Login", "StepContext", "Strategy", "StrategyName"]
+
 from ..adapters.base import DatabaseAdapter
 from ..errors import AuthenticationError, ConfigurationError
 from ..secret import DatabaseSecret
-
-
-class StrategyName(enum.StrEnum):
-    """The one vocabulary for strategies: handler names, the CLI's --strategy, logs, metrics."""
-
-    SINGLE_USER = "single_user"
-    ALTERNATING_USERS = "alternating_users"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +59,7 @@ class Strategy[ConnT](abc.ABC):
 
     def check_pair(self, current: DatabaseSecret, pending: DatabaseSecret) -> None:
         """Refuse a pending value that names another server or user than the current one."""
-        differing = [
-            key
-            for key, a, b in (
-                ("engine", current.family, pending.family),
-                ("host", current.host, pending.host),
-                ("port", current.port, pending.port),
-                ("username", current.username, pending.username),
-                ("sslmode", current.tls_mode, pending.tls_mode),
-            )
-            if a != b
-        ]
+        differing = current.account_differences(pending)
         if differing:
             keys = ", ".join(f"'{k}'" for k in differing)
             raise ConfigurationError(

@@ -132,3 +132,28 @@ def test_the_readme_policy_covers_what_the_client_calls_and_no_more(client: Any)
     }
     template = (Path(__file__).resolve().parents[2] / "template.yaml").read_text()
     assert 'kms:ViaService: !Sub "secretsmanager.${AWS::Region}.amazonaws.com"' in template
+
+
+@pytest.mark.parametrize("driver", ["psycopg", "pymysql"])
+def test_a_connector_names_secrets_managers_error_code(client: Any, driver: str) -> None:
+    """Every 'secret unavailable' carries Secrets Manager's code, whichever path raised it (one
+    mapping of its errors), and is the driver's OperationalError too."""
+    import psycopg
+    import pymysql
+
+    from client_lib import psycopg_connector, pymysql_connector
+
+    cache = SecretCache(client)
+    factory: Any = psycopg_connector if driver == "psycopg" else pymysql_connector
+    operational: Any = (
+        psycopg.OperationalError if driver == "psycopg" else pymysql.err.OperationalError
+    )
+    connector = factory(cache, "app/missing")
+    with pytest.raises(SecretCacheError) as info:
+        connector.connect()
+    assert isinstance(info.value, operational)
+    assert info.value.code == "ResourceNotFoundException"
+    assert info.value.transient is False
+    with pytest.raises(SecretCacheError) as direct:
+        cache.get("app/missing")
+    assert direct.value.code == "ResourceNotFoundException"

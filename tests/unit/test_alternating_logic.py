@@ -6,18 +6,15 @@ from typing import Any
 
 import pytest
 
+from keyturn_core import SecretFormatError
+from keyturn_core.protocol import alternate, user_pair
 from rotation_lambdas import AlternatingUsersStrategy, ConfigurationError, ConnectSettings
 from rotation_lambdas.adapters import mysql_users
 from rotation_lambdas.adapters.base import PairState
 from rotation_lambdas.adapters.mysql import MySQLAdapter
 from rotation_lambdas.adapters.mysql_statements import ServerVersion
 from rotation_lambdas.adapters.postgres import PostgresAdapter
-from rotation_lambdas.strategies.alternating_users import (
-    Authority,
-    alternate,
-    binding_note,
-    user_pair,
-)
+from rotation_lambdas.strategies.alternating_users import Authority, binding_note
 from rotation_lambdas.strategies.alternating_users import (
     _bound_secret as bound_secret,
 )
@@ -44,8 +41,12 @@ def test_a_name_ending_in_the_suffix_is_always_a_clone() -> None:
 
 
 def test_only_the_suffix_is_not_a_username() -> None:
-    with pytest.raises(ConfigurationError, match="only the clone suffix"):
+    with pytest.raises(SecretFormatError, match="only the clone suffix"):
         user_pair("_clone")
+    # The function names it as its own configuration error.
+    strategy: AlternatingUsersStrategy[Any] = AlternatingUsersStrategy(adapter("postgres"))
+    with pytest.raises(ConfigurationError, match="only the clone suffix"):
+        strategy.pair("_clone")
 
 
 def adapter(engine: str) -> PostgresAdapter | MySQLAdapter:
