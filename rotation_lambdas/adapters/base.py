@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
+from keyturn_core.login import LoginFailure
+
 from ..canonical_name import CanonicalTarget, canonical_target
-from ..errors import AuthenticationError, ConfigurationError, PrivilegeError, RotationError
+from ..errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NetworkError,
+    PrivilegeError,
+    RotationError,
+    TlsError,
+)
 from ..secret import DatabaseSecret, EngineFamily, TlsMode
 from ..settings import ENV_TLS_CA_BUNDLE, ENV_TLS_MIN_MODE, ConnectSettings
 
@@ -70,6 +79,59 @@ def redacted_cause(exc: BaseException, redact: Iterable[str]) -> RedactedDriverE
     """A redacted stand-in for ``exc`` to use after ``from``."""
     name = f"{type(exc).__module__}.{type(exc).__qualname__}"
     return RedactedDriverError(f"{name}: {driver_message(exc, redact)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a login failure becomes: the error class, its message (``{where}``, ``{detail}``
+    and ``{code}`` filled in) and the operator's hint."""
+
+    error: type[RotationError]
+    message: str
+    hint: str | None = None
+
+    def raise_as(self, where: str, detail: str, code: object = None) -> RotationError:
+        text = self.message.format(where=where, detail=detail, code=code)
+        return self.error(text, hint=self.hint)
+
+
+# What a login failure means, engine by engine the same unless an adapter says otherwise.
+LOGIN_OUTCOMES: dict[LoginFailure, Outcome] = {
+    LoginFailure.AUTHENTICATION: Outcome(AuthenticationError, "{where}: login refused ({detail})"),
+    LoginFailure.PROBABLY_AUTHENTICATION: Outcome(
+        AuthenticationError, "{where}: login refused ({detail})"
+    ),
+    LoginFailure.DENIED: Outcome(PrivilegeError, "{where}: permission denied ({detail})"),
+    LoginFailure.TLS: Outcome(
+        TlsError,
+        "{where}: TLS failed ({detail})",
+        "check the CA bundle, the host name in the secret and the server's TLS setup; no "
+        "plaintext retry was made",
+    ),
+    LoginFailure.NETWORK: Outcome(
+        NetworkError,
+        "{where}: could not connect ({detail})",
+        "check the host, port, security groups and that the server is running",
+    ),
+    LoginFailure.CONFIGURATION: Outcome(
+        ConfigurationError, "{where}: the database named by 'dbname' does not exist"
+    ),
+}
+
+
+def classify_failure(
+    failure: LoginFailure | None,
+    outcomes: Mapping[LoginFailure, Outcome],
+    where: str,
+    detail: str,
+    code: object = None,
+) -> RotationError:
+    """The error a driver's failure becomes: the engine's own outcome for it, else the common
+    one, else a plain :class:`RotationError` naming the failure."""
+    outcome = None if failure is None else outcomes.get(failure, LOGIN_OUTCOMES.get(failure))
+    if outcome is None:
+        return RotationError(f"{where}: {detail}")
+    return outcome.raise_as(where, detail, code)
 
 
 class DatabaseAdapter[ConnT](abc.ABC):
@@ -246,6 +308,37 @@ def superuser_errors(
                 f"the superuser may not {what} ({detail})", hint=hint
             ) from redacted_cause(exc, secrets)
         raise RotationError(f"cannot {what} ({detail})") from redacted_cause(exc, secrets)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionErrors:
+    """How an adapter translates errors of the two sessions alternating users run: the rotated
+    user's own (which only takes the proof's lock) and the superuser's."""
+
+    driver_error: type[BaseException]
+    is_privilege: Callable[[BaseException, str], bool]
+    session_hint: str
+    superuser_hint: str
+
+    def on_session(self, what: str) -> AbstractContextManager[None]:
+        """Errors of the rotated user's own session, translated."""
+        return superuser_errors(
+            what,
+            (),
+            driver_error=self.driver_error,
+            is_privilege=self.is_privilege,
+            hint=self.session_hint,
+        )
+
+    def as_superuser(self, what: str, secrets: Sequence[str]) -> AbstractContextManager[None]:
+        """Errors of the superuser's session, translated and redacted of ``secrets``."""
+        return superuser_errors(
+            what,
+            secrets,
+            driver_error=self.driver_error,
+            is_privilege=self.is_privilege,
+            hint=self.superuser_hint,
+        )
 
 
 @dataclass(frozen=True, slots=True)

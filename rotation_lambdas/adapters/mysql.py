@@ -9,8 +9,7 @@ sent as a bound parameter over TLS.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable
 from secrets import token_hex
 from typing import Any
 
@@ -27,18 +26,19 @@ from ..errors import (
     NetworkError,
     PrivilegeError,
     RotationError,
-    TlsError,
 )
 from ..secret import DatabaseSecret, EngineFamily
 from . import mysql_accounts, mysql_preflight, mysql_users
 from .base import (
     DatabaseAdapter,
+    Outcome,
     PairState,
     ServerMarker,
+    SessionErrors,
     UserAdministration,
+    classify_failure,
     driver_message,
     redacted_cause,
-    superuser_errors,
 )
 from .mysql_grants import parse_show_grants
 from .mysql_statements import (
@@ -56,6 +56,36 @@ ER_SPECIFIC_ACCESS_DENIED = 1227
 ER_TABLEACCESS_DENIED = 1142
 
 
+_OUTCOMES = {
+    # The server's text for a refused login names the user and host; the number says it all.
+    LoginFailure.AUTHENTICATION: Outcome(
+        AuthenticationError, "{where}: login refused (error {code})"
+    ),
+    LoginFailure.LOCKED: Outcome(
+        AccountLockedError,
+        "{where}: the account is locked or blocked (error {code})",
+        "unlock it (ALTER USER ... ACCOUNT UNLOCK; MariaDB: FLUSH PRIVILEGES after too many "
+        "failed logins) and rotate again",
+    ),
+    LoginFailure.DENIED: Outcome(
+        PrivilegeError, "{where}: permission denied (error {code}: {detail})"
+    ),
+    LoginFailure.BUSY: Outcome(
+        NetworkError,
+        "{where}: the server cannot take the session now (error {code}: {detail})",
+        "the server or the account is at its connection limit; Secrets Manager retries the step",
+    ),
+}
+# A configuration failure other than an unknown database: caching_sha2_password without TLS
+# needs RSA, which PyMySQL takes from 'cryptography'.
+_NO_CRYPTOGRAPHY = Outcome(
+    ConfigurationError,
+    "{where}: {detail}",
+    "caching_sha2_password without TLS needs the 'cryptography' package (keyturn[mysql] "
+    "installs it)",
+)
+
+
 def classify_error(
     exc: BaseException, secret: DatabaseSecret, redact: Iterable[str] = ()
 ) -> RotationError:
@@ -67,42 +97,13 @@ def classify_error(
     code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
     detail = driver_message(exc, redact)
     failure = pymysql_failure(exc)
-    if failure is LoginFailure.AUTHENTICATION:
-        return AuthenticationError(f"{where}: login refused (error {code})")
-    if failure is LoginFailure.LOCKED:
-        return AccountLockedError(
-            f"{where}: the account is locked or blocked (error {code})",
-            hint="unlock it (ALTER USER ... ACCOUNT UNLOCK; MariaDB: FLUSH PRIVILEGES after too "
-            "many failed logins) and rotate again",
-        )
     if code in (ER_SPECIFIC_ACCESS_DENIED, ER_TABLEACCESS_DENIED, ER_DBACCESS_DENIED):
-        return PrivilegeError(f"{where}: permission denied (error {code}: {detail})")
-    if failure is LoginFailure.TLS:
-        return TlsError(
-            f"{where}: TLS failed ({detail})",
-            hint="check the CA bundle, the host name in the secret and the server's TLS setup; "
-            "no plaintext retry was made",
-        )
-    if failure is LoginFailure.CONFIGURATION:
-        if code == MYSQL_BAD_DATABASE:
-            return ConfigurationError(f"{where}: the database named by 'dbname' does not exist")
-        return ConfigurationError(
-            f"{where}: {detail}",
-            hint="caching_sha2_password without TLS needs the 'cryptography' package "
-            "(keyturn[mysql] installs it)",
-        )
-    if failure is LoginFailure.BUSY:
-        return NetworkError(
-            f"{where}: the server cannot take the session now (error {code}: {detail})",
-            hint="the server or the account is at its connection limit; Secrets Manager "
-            "retries the step",
-        )
-    if failure is LoginFailure.NETWORK:
-        return NetworkError(
-            f"{where}: could not connect ({detail})",
-            hint="check the host, port, security groups and that the server is running",
-        )
-    return RotationError(f"{where}: {type(exc).__name__} ({detail})")
+        failure = LoginFailure.DENIED
+    if failure is LoginFailure.CONFIGURATION and code != MYSQL_BAD_DATABASE:
+        return _NO_CRYPTOGRAPHY.raise_as(where, detail, code)
+    if failure in (LoginFailure.OTHER, None):
+        detail = f"{type(exc).__name__} ({detail})"
+    return classify_failure(failure, _OUTCOMES, where, detail, code)
 
 
 class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnection]):
@@ -376,26 +377,14 @@ class MySQLAdapter(DatabaseAdapter[MyConnection], UserAdministration[MyConnectio
 _PRIVILEGE_CODES = (1044, 1045, 1142, 1227, 1370, 1698)
 
 
-def _on_session(what: str) -> AbstractContextManager[None]:
-    """Errors of the rotated user's own session, translated."""
-    return superuser_errors(
-        what,
-        (),
-        driver_error=pymysql.MySQLError,
-        is_privilege=lambda exc, _: bool(exc.args) and exc.args[0] in _PRIVILEGE_CODES,
-        hint="the rotated user must be able to run SELECT and take a user lock (GET_LOCK)",
-    )
-
-
-def _as_superuser(what: str, secrets: Sequence[str]) -> AbstractContextManager[None]:
-    return superuser_errors(
-        what,
-        secrets,
-        driver_error=pymysql.MySQLError,
-        is_privilege=lambda exc, _: bool(exc.args) and exc.args[0] in _PRIVILEGE_CODES,
-        hint="the superuser needs CREATE USER, SELECT on mysql.*, every privilege it grants "
-        "WITH GRANT OPTION, and the base user's roles WITH ADMIN OPTION",
-    )
+_ERRORS = SessionErrors(
+    driver_error=pymysql.MySQLError,
+    is_privilege=lambda exc, _: bool(exc.args) and exc.args[0] in _PRIVILEGE_CODES,
+    session_hint="the rotated user must be able to run SELECT and take a user lock (GET_LOCK)",
+    superuser_hint="the superuser needs CREATE USER, SELECT on mysql.*, every privilege it "
+    "grants WITH GRANT OPTION, and the base user's roles WITH ADMIN OPTION",
+)
+_on_session, _as_superuser = _ERRORS.on_session, _ERRORS.as_superuser
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..errors import ConfigurationError
-from .mysql_grants import Token, tokenize
+from .mysql_grants import Token, TokenCursor, tokenize
 from .mysql_statements import native_password_hash
 
 LIMITS = (
@@ -182,7 +182,9 @@ def parse_require(create_user: str) -> TlsRequirement:
     return parse_create_user([create_user]).require
 
 
-class _Options:
+class _Options(TokenCursor):
+    what = "SHOW CREATE USER"
+
     def __init__(
         self,
         tokens: list[Token],
@@ -190,30 +192,8 @@ class _Options:
         limits: dict[str, str],
         password_options: dict[str, str],
     ) -> None:
-        self.tokens, self.pos = tokens, 0
+        super().__init__(tokens)
         self.state, self.limits, self.password_options = state, limits, password_options
-
-    # --- token access ---------------------------------------------------------------------------
-
-    def peek(self) -> Token | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> Token:
-        token = self.peek()
-        if token is None:
-            raise ConfigurationError("SHOW CREATE USER ends too early")
-        self.pos += 1
-        return token
-
-    def at(self, *words: str) -> bool:
-        token = self.peek()
-        return token is not None and token.is_word(*words)
-
-    def expect(self, *words: str) -> str:
-        token = self.take()
-        if not token.is_word(*words):
-            raise ConfigurationError(f"SHOW CREATE USER lacks {' or '.join(words)}")
-        return token.value.upper()
 
     def number(self) -> str:
         token = self.take()

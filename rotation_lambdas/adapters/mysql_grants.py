@@ -175,7 +175,12 @@ def keyword(name: str) -> str:
     return " ".join(words)
 
 
-class _Parser:
+class TokenCursor:
+    """Reads a statement's tokens in order; errors name the statement (``what``), never its
+    text (it can hold a password hash)."""
+
+    what = "a statement"
+
     def __init__(self, tokens: list[Token]) -> None:
         self.tokens = tokens
         self.pos = 0
@@ -187,22 +192,27 @@ class _Parser:
     def take(self) -> Token:
         token = self.peek()
         if token is None:
-            raise ConfigurationError("a grant statement ends too early")
+            raise ConfigurationError(f"{self.what} ends too early")
         self.pos += 1
         return token
 
-    def expect_word(self, *words: str) -> None:
-        token = self.take()
-        if not token.is_word(*words):
-            raise ConfigurationError(f"a grant statement lacks {' or '.join(words)}")
-
-    def at_word(self, *words: str) -> bool:
+    def at(self, *words: str) -> bool:
         token = self.peek()
         return token is not None and token.is_word(*words)
+
+    def expect(self, *words: str) -> str:
+        token = self.take()
+        if not token.is_word(*words):
+            raise ConfigurationError(f"{self.what} lacks {' or '.join(words)}")
+        return token.value.upper()
 
     def at_punct(self, value: str) -> bool:
         token = self.peek()
         return token is not None and token.kind == "punct" and token.value == value
+
+
+class _Parser(TokenCursor):
+    what = "a grant statement"
 
     def name(self, *, strings: bool = True) -> str:
         """A quoted name: backquoted, or (``strings``) single-quoted as accounts may be."""
@@ -292,7 +302,7 @@ def _parse_privileges(
     names: list[tuple[str, tuple[str, ...]]] = []
     while True:
         words: list[str] = []
-        while not (p.at_punct(",") or p.at_punct("(") or p.at_word("ON")):
+        while not (p.at_punct(",") or p.at_punct("(") or p.at("ON")):
             token = p.take()
             if token.kind != "word":
                 raise ConfigurationError("a grant names a privilege that is not a keyword")
@@ -313,16 +323,16 @@ def _parse_privileges(
             p.take()
             continue
         break
-    p.expect_word("ON")
+    p.expect("ON")
     if names[0][0] == "PROXY":
         user, host = p.account()
-        p.expect_word("TO")
+        p.expect("TO")
         p.grantee(account)
         grantable = _rest_has_grant_option(p)
         grants.proxies.add((user, host or "%", grantable))
         return
     obj = _parse_object(p)
-    p.expect_word("TO")
+    p.expect("TO")
     p.grantee(account)
     grantable = _rest_has_grant_option(p)
     static_line = False
@@ -345,9 +355,9 @@ def _parse_privileges(
 
 def _parse_object(p: _Parser) -> GrantObject:
     object_type = ""
-    if p.at_word(*_OBJECT_TYPES):
+    if p.at(*_OBJECT_TYPES):
         object_type = p.take().value.upper()
-        if object_type == "PACKAGE" and p.at_word("BODY"):
+        if object_type == "PACKAGE" and p.at("BODY"):
             p.take()
             object_type = "PACKAGE BODY"
         if object_type == "TABLE":
@@ -373,7 +383,7 @@ def _rest_has_grant_option(p: _Parser) -> bool:
     grantable = False
     while p.peek() is not None:
         token = p.take()
-        if token.is_word("GRANT") and p.at_word("OPTION"):
+        if token.is_word("GRANT") and p.at("OPTION"):
             grantable = True
     return grantable
 
@@ -386,28 +396,28 @@ def _parse_roles(p: _Parser, grants: UserGrants, account: tuple[str, str] | None
             p.take()
             continue
         break
-    p.expect_word("TO")
+    p.expect("TO")
     p.grantee(account)
     admin = False
     while p.peek() is not None:
         token = p.take()
-        if token.is_word("ADMIN") and p.at_word("OPTION"):
+        if token.is_word("ADMIN") and p.at("OPTION"):
             admin = True
     grants.roles.update(RoleGrant(role, host, admin) for role, host in roles)
 
 
 def _parse_default_role(p: _Parser, grants: UserGrants, account: tuple[str, str] | None) -> None:
-    p.expect_word("DEFAULT")
-    p.expect_word("ROLE")
+    p.expect("DEFAULT")
+    p.expect("ROLE")
     roles: list[tuple[str, str | None]] = []
-    if p.at_word("NONE"):
+    if p.at("NONE"):
         p.take()
     else:
         roles.append(p.account())
         while p.at_punct(","):
             p.take()
             roles.append(p.account())
-    p.expect_word("FOR", "TO")
+    p.expect("FOR", "TO")
     p.grantee(account)
     grants.default_roles = tuple(sorted(roles, key=lambda r: (r[0], r[1] or "")))
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable
 from secrets import randbits, token_urlsafe
 from typing import Any
 
@@ -21,24 +20,22 @@ from keyturn_core.tls import libpq_tls_params
 
 from ..errors import (
     AccountLockedError,
-    AuthenticationError,
-    ConfigurationError,
     NetworkError,
-    PrivilegeError,
     RotationError,
-    TlsError,
 )
 from ..secret import DatabaseSecret, EngineFamily
 from . import postgres_roles as roles
 from .base import (
     DatabaseAdapter,
+    Outcome,
     PairChange,
     PairState,
     ServerMarker,
+    SessionErrors,
     UserAdministration,
+    classify_failure,
     driver_message,
     redacted_cause,
-    superuser_errors,
 )
 
 type PgConnection = psycopg.Connection[Any]
@@ -66,6 +63,21 @@ def alter_password_statement(username: str, verifier: str) -> sql.Composed:
     )
 
 
+_OUTCOMES = {
+    LoginFailure.LOCKED: Outcome(
+        AccountLockedError,
+        "{where}: the role may not log in ({detail})",
+        "give the role LOGIN (ALTER ROLE ... LOGIN) and rotate again",
+    ),
+    LoginFailure.BUSY: Outcome(
+        NetworkError,
+        "{where}: the server cannot take the session now ({detail})",
+        "the server, database or role is at its connection limit, or the server is starting "
+        "or stopping; Secrets Manager retries the step",
+    ),
+}
+
+
 def classify_error(
     exc: psycopg.Error, secret: DatabaseSecret, redact: Iterable[str] = ()
 ) -> RotationError:
@@ -77,35 +89,11 @@ def classify_error(
     where = f"PostgreSQL at {secret.endpoint} as user '{secret.username}'"
     detail = driver_message(exc, redact)
     failure = psycopg_failure(exc)
-    if failure in (LoginFailure.AUTHENTICATION, LoginFailure.PROBABLY_AUTHENTICATION):
-        return AuthenticationError(f"{where}: login refused ({detail})")
-    if failure is LoginFailure.LOCKED:
-        return AccountLockedError(
-            f"{where}: the role may not log in ({detail})",
-            hint="give the role LOGIN (ALTER ROLE ... LOGIN) and rotate again",
-        )
-    if failure is LoginFailure.DENIED or exc.sqlstate in _PRIVILEGE_SQLSTATES:
-        return PrivilegeError(f"{where}: permission denied ({detail})")
-    if failure is LoginFailure.BUSY:
-        return NetworkError(
-            f"{where}: the server cannot take the session now ({detail})",
-            hint="the server, database or role is at its connection limit, or the server is "
-            "starting or stopping; Secrets Manager retries the step",
-        )
-    if failure is LoginFailure.TLS:
-        return TlsError(
-            f"{where}: TLS failed ({detail})",
-            hint="check the CA bundle, the host name in the secret and the server's TLS setup; "
-            "no plaintext retry was made",
-        )
-    if failure is LoginFailure.CONFIGURATION:
-        return ConfigurationError(f"{where}: the database named by 'dbname' does not exist")
-    if failure is LoginFailure.NETWORK:
-        return NetworkError(
-            f"{where}: could not connect ({detail})",
-            hint="check the host, port, security groups and that the server is running",
-        )
-    return RotationError(f"{where}: {type(exc).__name__} ({detail})")
+    if failure is LoginFailure.OTHER and exc.sqlstate in _PRIVILEGE_SQLSTATES:
+        failure = LoginFailure.DENIED
+    if failure is LoginFailure.OTHER:
+        detail = f"{type(exc).__name__} ({detail})"
+    return classify_failure(failure, _OUTCOMES, where, detail)
 
 
 class PostgresAdapter(DatabaseAdapter[PgConnection], UserAdministration[PgConnection]):
@@ -339,25 +327,13 @@ def _throwaway_password() -> str:
     return token_urlsafe(24)
 
 
-def _on_session(what: str) -> AbstractContextManager[None]:
-    """Errors of the rotated user's own session, translated."""
-    return superuser_errors(
-        what,
-        (),
-        driver_error=psycopg.Error,
-        is_privilege=lambda exc, detail: getattr(exc, "sqlstate", None) in _PRIVILEGE_SQLSTATES,
-        hint="the rotated user must be able to run SELECT and take an advisory lock",
-    )
-
-
-def _as_superuser(what: str, secrets: Sequence[str]) -> AbstractContextManager[None]:
-    return superuser_errors(
-        what,
-        secrets,
-        driver_error=psycopg.Error,
-        is_privilege=lambda exc, detail: (
-            getattr(exc, "sqlstate", None) in _PRIVILEGE_SQLSTATES or "permission denied" in detail
-        ),
-        hint="the superuser needs CREATEROLE (and ADMIN OPTION on the base role from "
-        "PostgreSQL 16)",
-    )
+_ERRORS = SessionErrors(
+    driver_error=psycopg.Error,
+    is_privilege=lambda exc, detail: (
+        getattr(exc, "sqlstate", None) in _PRIVILEGE_SQLSTATES or "permission denied" in detail
+    ),
+    session_hint="the rotated user must be able to run SELECT and take an advisory lock",
+    superuser_hint="the superuser needs CREATEROLE (and ADMIN OPTION on the base role from "
+    "PostgreSQL 16)",
+)
+_on_session, _as_superuser = _ERRORS.on_session, _ERRORS.as_superuser
